@@ -1,0 +1,656 @@
+"""Read rules.yaml into immutable rules, or explain exactly what is wrong with it.
+
+The file holds Vite's `server.proxy` block in YAML. Parsing keeps YAML's line
+numbers (through `yaml.compose`) so that every problem is reported as
+`rules.yaml:12: proxy./api.target: ...` with a stable code and a valid
+example. All problems in a file are collected, not only the first: fixing a
+config one error per restart is the experience this project exists to end.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from .jsregex import compile_js, js_replacer
+from .target import Target, TargetError, parse_target
+
+__all__ = [
+    "Bypass",
+    "Config",
+    "ConfigError",
+    "Issue",
+    "Rewrite",
+    "Rule",
+    "Server",
+    "Subprotocols",
+    "load_config",
+    "parse_config",
+]
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 5280
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem found in a rules file. `code` is stable; the wording is not."""
+
+    code: str
+    file: str
+    line: int | None
+    key: str
+    message: str
+    hint: str | None = None
+    severity: Severity = "error"
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        text = f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+        if self.hint:
+            text += f"; {self.hint}"
+        return f"{text} [{self.code}]"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code, "severity": self.severity, "file": self.file, "line": self.line,
+            "key": self.key, "message": self.message, "hint": self.hint,
+        }
+
+
+class ConfigError(Exception):
+    """A rules file that cannot be used. Holds every problem found, errors and warnings."""
+
+    def __init__(self, issues: list[Issue]):
+        self.issues = tuple(issues)
+        super().__init__(str(self))
+
+    @property
+    def errors(self) -> tuple[Issue, ...]:
+        return tuple(i for i in self.issues if i.severity == "error")
+
+    def __str__(self) -> str:
+        errors = self.errors
+        head = f"{len(errors)} error{'s' if len(errors) != 1 else ''} in {errors[0].file}" if errors else ""
+        return "\n".join([head, *(f"  {i}" for i in self.issues)])
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    pattern: re.Pattern[str]
+    replacement: str
+    replace: Callable[[re.Match[str]], str] = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Subprotocols:
+    """Sec-WebSocket-Protocol values to inject into the upstream handshake."""
+
+    mode: Literal["append", "replace"]
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Bypass:
+    """Requests this rule lets fall through to `fallback` (Vite's `bypass`, as data).
+
+    A request matches when it offers any of `subprotocols` (upgrades only), or
+    when every header pattern in `headers` matches.
+    """
+
+    subprotocols: tuple[str, ...] = ()
+    headers: tuple[tuple[str, re.Pattern[str]], ...] = ()
+
+    def matches(self, headers: Any, offered: tuple[str, ...]) -> bool:
+        if self.subprotocols and any(p in self.subprotocols for p in offered):
+            return True
+        if self.headers:
+            return all(pat.search(headers.get(name, "")) for name, pat in self.headers)
+        return False
+
+
+@dataclass(frozen=True)
+class Rule:
+    key: str
+    index: int
+    line: int | None
+    target: Target
+    change_origin: bool = False
+    rewrite_ws_origin: bool = False
+    ws: bool = False
+    rewrites: tuple[Rewrite, ...] = ()
+    headers: tuple[tuple[str, str], ...] = ()
+    xfwd: bool = False
+    secure: bool = True
+    timeout_ms: float | None = None
+    proxy_timeout_ms: float | None = None
+    subprotocols: Subprotocols | None = None
+    bypass: Bypass | None = None
+    regex: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def ws_enabled(self) -> bool:
+        """Vite proxies an upgrade with this rule if `ws` is set or the target is ws(s)://."""
+        return self.ws or self.target.scheme in ("ws", "wss")
+
+    def matches(self, url: str) -> bool:
+        """Vite's doesProxyContextMatchUrl: a `^` key is also tried as a plain prefix."""
+        if self.regex is not None and self.regex.search(url):
+            return True
+        return url.startswith(self.key)
+
+    def rewrite(self, url: str) -> str:
+        """Apply the first rewrite whose pattern matches (http-proxy-middleware's pathRewrite)."""
+        for rw in self.rewrites:
+            if rw.pattern.search(url):
+                return rw.pattern.sub(rw.replace, url, count=1)
+        return url
+
+
+@dataclass(frozen=True)
+class Server:
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+
+
+@dataclass(frozen=True)
+class Config:
+    path: str
+    server: Server
+    rules: tuple[Rule, ...]
+    fallback: Target | None = None
+    warnings: tuple[Issue, ...] = ()
+
+
+# ---------------------------------------------------------------- the schema
+
+RULE_KEYS: dict[str, str] = {
+    "target": "a URL such as 'http://127.0.0.1:3000'",
+    "changeOrigin": "true or false",
+    "rewriteWsOrigin": "true or false",
+    "ws": "true or false",
+    "rewrite": "a mapping of regex to replacement, e.g. {'^/api': ''}",
+    "pathRewrite": "a mapping of regex to replacement, e.g. {'^/api': ''}",
+    "headers": "a mapping of header name to value",
+    "xfwd": "true or false",
+    "secure": "true or false",
+    "timeout": "milliseconds, e.g. 30000",
+    "proxyTimeout": "milliseconds, e.g. 30000",
+    "subprotocols": "a list of protocols, or {mode: append|replace, values: [...]}",
+    "bypass": "{subprotocols: [vite-hmr]} or {headers: {Accept: 'text/html'}}",
+}
+# Options of Vite / http-proxy that have no YAML meaning or are not implemented:
+# copying them from a vite.config must not be fatal.
+UNSUPPORTED_RULE_KEYS = {
+    "configure", "router", "agent", "forward", "ssl", "toProxy", "prependPath", "ignorePath",
+    "localAddress", "autoRewrite", "hostRewrite", "protocolRewrite", "cookieDomainRewrite",
+    "cookiePathRewrite", "followRedirects", "selfHandleResponse", "buffer",
+    "preserveHeaderKeyCase", "auth", "logLevel", "logger", "onProxyReq", "onProxyRes",
+    "onError", "onProxyReqWs", "onOpen", "onClose", "method", "proxyTimeoutMs",
+}
+TOP_KEYS = {"server": "host and port", "proxy": "the rules", "fallback": "a target URL"}
+SERVER_KEYS = {"host": "an address such as 127.0.0.1", "port": "a port number"}
+
+_HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_PROTOCOL_TOKEN = _HEADER_NAME
+
+EXAMPLE_RULE = "proxy: {'/api': {target: 'http://127.0.0.1:3000', changeOrigin: true}}"
+
+
+# ---------------------------------------------------------------- the parser
+
+
+class _Reader:
+    """Walks composed YAML nodes, collecting issues with their line numbers."""
+
+    def __init__(self, file: str):
+        self.file = file
+        self.issues: list[Issue] = []
+        self._constructor = yaml.SafeLoader("")
+
+    def issue(self, code: str, node: yaml.Node | None, key: str, message: str,
+              hint: str | None = None, severity: Severity = "error") -> None:
+        line = node.start_mark.line + 1 if node is not None else None
+        self.issues.append(Issue(code, self.file, line, key, message, hint, severity))
+
+    def value(self, node: yaml.Node) -> Any:
+        return self._constructor.construct_object(node, deep=True)
+
+    def mapping(self, node: yaml.Node, key: str, expected: str) -> Iterator[tuple[str, yaml.Node, yaml.Node]]:
+        """Yield (key, key_node, value_node); report a non-mapping and duplicate keys."""
+        if not isinstance(node, yaml.MappingNode):
+            self.issue("INVALID_TYPE", node, key, f"expected {expected}, got {self._kind(node)}")
+            return
+        seen: dict[str, yaml.Node] = {}
+        for k_node, v_node in node.value:
+            k = self.value(k_node)
+            if not isinstance(k, str):
+                k = str(k)
+            if k in seen:
+                self.issue(
+                    "DUPLICATE_KEY", k_node, f"{key}.{k}" if key else k,
+                    f"key repeated (first at line {seen[k].start_mark.line + 1}); "
+                    "YAML keeps only the last one",
+                )
+                continue
+            seen[k] = k_node
+            yield k, k_node, v_node
+
+    def unknown(self, node: yaml.Node, key: str, name: str, known: dict[str, str]) -> None:
+        lowered = {k.lower().replace("_", "").replace("-", ""): k for k in known}
+        guess = lowered.get(name.lower().replace("_", "").replace("-", ""))
+        if guess is None:
+            close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+            guess = close[0] if close else None
+        hint = f"did you mean {guess!r}?" if guess else f"known keys: {', '.join(known)}"
+        self.issue("UNKNOWN_KEY", node, key, f"unknown key {name!r}", hint)
+
+    @staticmethod
+    def _kind(node: yaml.Node) -> str:
+        if isinstance(node, yaml.MappingNode):
+            return "a mapping"
+        if isinstance(node, yaml.SequenceNode):
+            return "a list"
+        if isinstance(node, yaml.ScalarNode):
+            return f"{node.value!r}" if node.value else "nothing"
+        return "something else"
+
+    def boolean(self, node: yaml.Node, key: str) -> bool | None:
+        v = self.value(node)
+        if isinstance(v, bool):
+            return v
+        hint = None
+        if isinstance(v, str) and v.lower() in ("true", "false", "yes", "no", "on", "off"):
+            hint = f"write {v.lower() in ('true', 'yes', 'on')} without quotes"
+        self.issue("INVALID_TYPE", node, key, f"expected true or false, got {v!r}", hint)
+        return None
+
+    def milliseconds(self, node: yaml.Node, key: str) -> float | None:
+        v = self.value(node)
+        if isinstance(v, bool) or not isinstance(v, int | float) or v <= 0:
+            self.issue("INVALID_TIMEOUT", node, key,
+                       f"expected a positive number of milliseconds, got {v!r}",
+                       "e.g. timeout: 30000 (30 s), as in Vite")
+            return None
+        return float(v)
+
+
+def parse_config(text: str, file: str = "rules.yaml") -> Config:
+    """Parse rules.yaml text. Raises ConfigError listing every error (and warning)."""
+    r = _Reader(file)
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+        problem = getattr(e, "problem", None) or str(e)
+        context = getattr(e, "context", None)
+        message = f"YAML syntax error: {problem}" + (f" ({context})" if context else "")
+        r.issues.append(Issue(
+            "YAML_SYNTAX", file, mark.line + 1 if mark else None, "", message,
+            "check indentation and quoting; keys with ^ or : need quotes, e.g. '^/api'",
+        ))
+        raise ConfigError(r.issues) from None
+
+    if root is None:
+        r.issues.append(Issue("EMPTY_CONFIG", file, None, "", "the file is empty",
+                              f"add proxy rules, e.g. {EXAMPLE_RULE}"))
+        raise ConfigError(r.issues)
+
+    server = Server()
+    rules: list[Rule] = []
+    fallback: Target | None = None
+    has_proxy = False
+
+    for name, k_node, v_node in r.mapping(root, "", "a mapping with 'proxy:' at the top"):
+        if name == "server":
+            server = _server(r, v_node)
+        elif name == "proxy":
+            has_proxy = True
+            rules = _rules(r, v_node)
+        elif name == "fallback":
+            if isinstance(v_node, yaml.ScalarNode) and v_node.value in ("", "~", "null"):
+                continue
+            fallback = _target(r, v_node, "fallback")
+        else:
+            r.unknown(k_node, name, name, TOP_KEYS)
+
+    if not has_proxy and fallback is None and isinstance(root, yaml.MappingNode):
+        r.issue("NO_RULES", root, "proxy", "no 'proxy:' rules and no fallback: nothing to route",
+                f"add e.g. {EXAMPLE_RULE}")
+
+    for w in _lint(rules, server, file):
+        r.issues.append(w)
+
+    if any(i.severity == "error" for i in r.issues):
+        raise ConfigError(r.issues)
+    return Config(file, server, tuple(rules), fallback, tuple(r.issues))
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and parse a rules file; a missing or unreadable file is a ConfigError too."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([Issue(
+            "FILE_NOT_FOUND", str(p), None, "", "no such file",
+            "run from the folder that holds rules.yaml, or set viteproxy_rules=PATH",
+        )]) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError([Issue("FILE_UNREADABLE", str(p), None, "", f"cannot read it: {e}")]) from None
+    return parse_config(text, str(path))
+
+
+def _server(r: _Reader, node: yaml.Node) -> Server:
+    host, port = DEFAULT_HOST, DEFAULT_PORT
+    for name, k_node, v_node in r.mapping(node, "server", "a mapping with host and port"):
+        key = f"server.{name}"
+        v = r.value(v_node)
+        if name == "host":
+            if v is True:  # Vite's `host: true` means all interfaces
+                host = "0.0.0.0"
+            elif isinstance(v, str) and v.strip() and " " not in v.strip():
+                host = v.strip().strip("[]")
+            else:
+                r.issue("INVALID_HOST", v_node, key, f"expected an address, got {v!r}",
+                        "e.g. host: 127.0.0.1")
+        elif name == "port":
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 < v < 65536:
+                r.issue("INVALID_PORT", v_node, key, f"expected a port from 1 to 65535, got {v!r}",
+                        f"e.g. port: {DEFAULT_PORT}")
+            else:
+                port = v
+        else:
+            r.unknown(k_node, key, name, SERVER_KEYS)
+    return Server(host, port)
+
+
+def _target(r: _Reader, node: yaml.Node, key: str) -> Target | None:
+    v = r.value(node)
+    try:
+        return parse_target(v)
+    except TargetError as e:
+        hint = f"did you mean {e.suggestion!r}?" if e.suggestion else "e.g. 'http://127.0.0.1:3000'"
+        r.issue(e.code, node, key, f"{e.problem} ({e.value!r})", hint)
+        return None
+
+
+def _rules(r: _Reader, node: yaml.Node) -> list[Rule]:
+    if isinstance(node, yaml.ScalarNode) and node.value in ("", "~", "null"):
+        return []
+    rules: list[Rule] = []
+    for index, (key, k_node, v_node) in enumerate(r.mapping(node, "proxy", "a mapping of path to rule")):
+        rule = _rule(r, index, key, k_node, v_node)
+        if rule is not None:
+            rules.append(rule)
+    return rules
+
+
+def _rule(r: _Reader, index: int, key: str, k_node: yaml.Node, v_node: yaml.Node) -> Rule | None:
+    where = f"proxy.{key}"
+    line = k_node.start_mark.line + 1
+    ok = True
+    regex = None
+    if key.startswith("^"):
+        try:
+            regex = compile_js(key)
+        except re.error as e:
+            r.issue("INVALID_REGEX", k_node, where, f"rule key is not a valid regex: {e}",
+                    "escape special characters, e.g. '^/api/v\\d+'")
+            ok = False
+    elif not key.startswith("/"):
+        r.issue("RULE_NEVER_MATCHES", k_node, where,
+                "a prefix key must start with '/': request paths always do",
+                f"did you mean '/{key}'?", severity="warning")
+
+    # Vite's string shorthand: '/foo': 'http://x' means {target, changeOrigin: true}.
+    if isinstance(v_node, yaml.ScalarNode):
+        target = _target(r, v_node, f"{where}")
+        if target is None or not ok:
+            return None
+        return Rule(key, index, line, target, change_origin=True, regex=regex)
+
+    opts: dict[str, Any] = {}
+    target = None
+    target_seen = False
+    for name, ok_node, ov_node in r.mapping(v_node, where, "a target URL or a mapping of options"):
+        okey = f"{where}.{name}"
+        if name == "target":
+            target_seen = True
+            target = _target(r, ov_node, okey)
+            ok = ok and target is not None
+        elif name in ("changeOrigin", "rewriteWsOrigin", "ws", "xfwd", "secure"):
+            b = r.boolean(ov_node, okey)
+            ok = ok and b is not None
+            opts[name] = b
+        elif name in ("timeout", "proxyTimeout"):
+            ms = r.milliseconds(ov_node, okey)
+            ok = ok and ms is not None
+            opts[name] = ms
+        elif name in ("rewrite", "pathRewrite"):
+            if "rewrites" in opts:
+                r.issue("DUPLICATE_KEY", ok_node, okey, "both 'rewrite' and 'pathRewrite' given",
+                        "keep one: they are the same option")
+                ok = False
+                continue
+            rw = _rewrites(r, ov_node, okey)
+            ok = ok and rw is not None
+            opts["rewrites"] = rw or ()
+        elif name == "headers":
+            h = _headers(r, ov_node, okey)
+            ok = ok and h is not None
+            opts["headers"] = h or ()
+        elif name == "subprotocols":
+            sp = _subprotocols(r, ov_node, okey)
+            ok = ok and sp is not None
+            opts["subprotocols"] = sp
+        elif name == "bypass":
+            bp = _bypass(r, ov_node, okey)
+            ok = ok and bp is not None
+            opts["bypass"] = bp
+        elif name in UNSUPPORTED_RULE_KEYS:
+            r.issue("UNSUPPORTED_OPTION", ok_node, okey,
+                    f"{name!r} is a JavaScript-only or unsupported option and is ignored",
+                    severity="warning")
+        else:
+            r.unknown(ok_node, okey, name, RULE_KEYS)
+            ok = False
+
+    if not target_seen and isinstance(v_node, yaml.MappingNode):
+        r.issue("MISSING_TARGET", k_node, where, "rule has no target",
+                f"add target, e.g. {key!r}: {{target: 'http://127.0.0.1:3000'}}")
+        return None
+    if not ok or target is None:
+        return None
+    return Rule(
+        key, index, line, target,
+        change_origin=opts.get("changeOrigin") or False,
+        rewrite_ws_origin=opts.get("rewriteWsOrigin") or False,
+        ws=opts.get("ws") or False,
+        rewrites=opts.get("rewrites", ()),
+        headers=opts.get("headers", ()),
+        xfwd=opts.get("xfwd") or False,
+        secure=opts.get("secure", True) is not False,
+        timeout_ms=opts.get("timeout"),
+        proxy_timeout_ms=opts.get("proxyTimeout"),
+        subprotocols=opts.get("subprotocols"),
+        bypass=opts.get("bypass"),
+        regex=regex,
+    )
+
+
+def _rewrites(r: _Reader, node: yaml.Node, key: str) -> tuple[Rewrite, ...] | None:
+    out: list[Rewrite] = []
+    ok = True
+    for pattern, k_node, v_node in r.mapping(node, key, "a mapping of regex to replacement"):
+        rkey = f"{key}.{pattern}"
+        repl = r.value(v_node)
+        if repl is None:
+            repl = ""
+        if not isinstance(repl, str):
+            r.issue("INVALID_TYPE", v_node, rkey, f"replacement must be a string, got {repl!r}",
+                    "e.g. '^/api': ''")
+            ok = False
+            continue
+        try:
+            compiled = compile_js(pattern)
+        except re.error as e:
+            r.issue("INVALID_REGEX", k_node, rkey, f"not a valid regex: {e}",
+                    "e.g. '^/api' (quote it in YAML)")
+            ok = False
+            continue
+        try:
+            replacer = js_replacer(repl)
+        except ValueError as e:
+            r.issue("INVALID_REWRITE", v_node, rkey, str(e), "use $1, $<name> or $&")
+            ok = False
+            continue
+        out.append(Rewrite(compiled, repl, replacer))
+    return tuple(out) if ok else None
+
+
+def _headers(r: _Reader, node: yaml.Node, key: str) -> tuple[tuple[str, str], ...] | None:
+    out: list[tuple[str, str]] = []
+    ok = True
+    for name, k_node, v_node in r.mapping(node, key, "a mapping of header name to value"):
+        v = r.value(v_node)
+        hkey = f"{key}.{name}"
+        if not _HEADER_NAME.match(name):
+            r.issue("INVALID_HEADER", k_node, hkey, f"{name!r} is not a valid header name")
+            ok = False
+        elif isinstance(v, bool) or v is None or isinstance(v, dict | list):
+            r.issue("INVALID_HEADER", v_node, hkey, f"header value must be text, got {v!r}",
+                    f"quote it, e.g. {name}: 'value'")
+            ok = False
+        elif "\r" in str(v) or "\n" in str(v):
+            r.issue("INVALID_HEADER", v_node, hkey, "header value must not contain a line break")
+            ok = False
+        else:
+            out.append((name, str(v)))
+    return tuple(out) if ok else None
+
+
+def _token_list(r: _Reader, node: yaml.Node, key: str) -> tuple[str, ...] | None:
+    v = r.value(node)
+    if isinstance(v, str):
+        v = [p.strip() for p in v.split(",")]
+    if not isinstance(v, list) or not v:
+        r.issue("INVALID_TYPE", node, key, f"expected a list of protocol names, got {v!r}",
+                "e.g. [graphql-ws]")
+        return None
+    bad = [p for p in v if not isinstance(p, str) or not _PROTOCOL_TOKEN.match(p)]
+    if bad:
+        r.issue("INVALID_SUBPROTOCOL", node, key, f"not valid protocol names: {bad!r}",
+                "protocol names are HTTP tokens: letters, digits and !#$%&'*+-.^_`|~")
+        return None
+    return tuple(v)
+
+
+def _subprotocols(r: _Reader, node: yaml.Node, key: str) -> Subprotocols | None:
+    if not isinstance(node, yaml.MappingNode):
+        listed = _token_list(r, node, key)
+        return Subprotocols("append", listed) if listed else None
+    mode: str = "append"
+    values: tuple[str, ...] | None = None
+    ok = True
+    for name, k_node, v_node in r.mapping(node, key, "a mapping"):
+        if name == "mode":
+            mode = r.value(v_node)
+            if mode not in ("append", "replace"):
+                r.issue("INVALID_TYPE", v_node, f"{key}.mode", f"expected append or replace, got {mode!r}")
+                ok = False
+        elif name == "values":
+            values = _token_list(r, v_node, f"{key}.values")
+            ok = ok and values is not None
+        else:
+            r.unknown(k_node, f"{key}.{name}", name, {"mode": "", "values": ""})
+            ok = False
+    if values is None and ok:
+        r.issue("INVALID_TYPE", node, key, "subprotocols needs values", "e.g. {mode: append, values: [chat]}")
+        ok = False
+    return Subprotocols(mode, values) if ok and values else None  # type: ignore[arg-type]
+
+
+def _bypass(r: _Reader, node: yaml.Node, key: str) -> Bypass | None:
+    subprotocols: tuple[str, ...] = ()
+    headers: list[tuple[str, re.Pattern[str]]] = []
+    ok = True
+    known = {"subprotocols": "", "headers": ""}
+    for name, k_node, v_node in r.mapping(node, key, "a mapping with subprotocols and/or headers"):
+        if name == "subprotocols":
+            sp = _token_list(r, v_node, f"{key}.subprotocols")
+            ok = ok and sp is not None
+            subprotocols = sp or ()
+        elif name == "headers":
+            for hname, _hk_node, hv_node in r.mapping(v_node, f"{key}.headers", "a mapping"):
+                pat = r.value(hv_node)
+                try:
+                    headers.append((hname, compile_js(str(pat))))
+                except re.error as e:
+                    r.issue("INVALID_REGEX", hv_node, f"{key}.headers.{hname}", f"not a valid regex: {e}")
+                    ok = False
+        else:
+            r.unknown(k_node, f"{key}.{name}", name, known)
+            ok = False
+    if ok and not subprotocols and not headers:
+        r.issue("INVALID_TYPE", node, key, "bypass needs subprotocols or headers",
+                "e.g. bypass: {subprotocols: [vite-hmr, vite-ping]}")
+        ok = False
+    return Bypass(subprotocols, tuple(headers)) if ok else None
+
+
+# ---------------------------------------------------------------- lint
+
+HMR_PROTOCOLS = ("vite-hmr", "vite-ping")
+
+
+def _lint(rules: list[Rule], server: Server, file: str) -> Iterator[Issue]:
+    """Warnings: configurations that parse but will surprise their author."""
+    for rule in rules:
+        where = f"proxy.{rule.key}"
+        if rule.target.scheme in ("ws", "wss"):
+            fixed = rule.target.raw.replace(f"{rule.target.scheme}://", f"{rule.target.http_scheme}://", 1)
+            yield Issue(
+                "WS_TARGET_FOR_HTTP", file, rule.line, f"{where}.target",
+                f"a {rule.target.scheme}:// target also receives the plain HTTP requests this rule "
+                "matches (Socket.IO polling, health checks); under Vite those fail. viteproxy sends "
+                f"them over {rule.target.http_scheme}://, but write it that way",
+                f"target: {fixed!r} with ws: true", "warning",
+            )
+        hmr_taken = rule.ws_enabled and rule.matches("/") and not (
+            rule.bypass and any(p in rule.bypass.subprotocols for p in HMR_PROTOCOLS))
+        if hmr_taken:
+            yield Issue(
+                "HMR_CAPTURED", file, rule.line, where,
+                "this ws rule matches every path, so it also takes Vite's own HMR socket "
+                "(subprotocol vite-hmr): the page stops hot-reloading and the backend sees "
+                "frames it cannot parse",
+                "add bypass: {subprotocols: [vite-hmr, vite-ping]}, or narrow the key", "warning",
+            )
+    for i, later in enumerate(rules):
+        for earlier in rules[:i]:
+            if earlier.regex is None and later.key.startswith(earlier.key) and (
+                earlier.ws_enabled or not later.ws_enabled
+            ) and earlier.bypass is None:
+                yield Issue(
+                    "RULE_SHADOWED", file, later.line, f"proxy.{later.key}",
+                    f"never used: the earlier rule {earlier.key!r} (line {earlier.line}) matches "
+                    "every request this one would",
+                    f"move {later.key!r} above {earlier.key!r}", "warning",
+                )
+                break
+    if server.host in ("0.0.0.0", "::", ""):
+        yield Issue(
+            "EXPOSED_LISTEN", file, None, "server.host",
+            f"listening on {server.host or 'all interfaces'} exposes the proxy, and every backend "
+            "behind it, to your network", "use 127.0.0.1 unless another device must connect",
+            "warning",
+        )

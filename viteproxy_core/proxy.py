@@ -1,0 +1,216 @@
+"""The routing addon: mitmproxy glue over config, routing and diagnosis.
+
+Three mitmproxy facts shape it (see shared/DESIGN.md):
+- servers are set up before a `-s` script loads, so the listening mode is
+  switched in `running`;
+- reverse mode rewrites Host before any hook unless `keep_host_header`, so we
+  set that and decide Host ourselves (changeOrigin);
+- a streamed body is already on its way by `request`, so routing happens in
+  `requestheaders`, and `connection_strategy=lazy` keeps mitmproxy from
+  connecting to the spec's target before we have chosen one.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from mitmproxy import ctx, exceptions, http, tls
+from mitmproxy.proxy import mode_specs
+
+from .config import Config, ConfigError, load_config
+from .diagnosis import Diagnosis, no_rule, render
+from .routing import Miss, Route, is_websocket_upgrade, route, upstream_headers
+
+__all__ = ["Router", "META"]
+
+logger = logging.getLogger("viteproxy")
+
+META = "viteproxy"  # key in flow.metadata; saved in .mitm files and shown in mitmweb
+
+
+class Router:
+    """Routes every request of a reverse-mode listener by the rules in rules.yaml."""
+
+    def __init__(self) -> None:
+        self.config: Config | None = None
+        self._spec: str | None = None  # the reverse-mode spec we set, once set
+        self._host = ""
+        self._port = 0
+        self._insecure: set[tuple[str, int]] = set()
+
+    def load(self, loader: Any) -> None:
+        loader.add_option(
+            "viteproxy_rules", str, "rules.yaml",
+            "Path of the rules file (Vite server.proxy rules in YAML).",
+        )
+
+    def configure(self, updated: set[str]) -> None:
+        if "viteproxy_rules" not in updated:
+            return
+        try:
+            config = load_config(ctx.options.viteproxy_rules)
+        except ConfigError as e:
+            if self.config is None:
+                raise exceptions.OptionsError(f"viteproxy: cannot use the rules file\n{e}") from None
+            logger.error("viteproxy: rules not reloaded, the last good rules stay in force\n%s", e)
+            return
+        for warning in config.warnings:
+            logger.warning("viteproxy: %s", warning)
+        self.config = config
+        self._insecure = {
+            (r.target.host, r.target.port) for r in config.rules if r.target.tls and not r.secure
+        }
+        # Both are preconditions of routing per request (module docstring).
+        wanted = {"connection_strategy": "lazy", "keep_host_header": True}
+        changes = {k: v for k, v in wanted.items() if getattr(ctx.options, k) != v}
+        if changes:
+            ctx.options.update(**changes)
+        self._listen(config)
+
+    async def running(self) -> None:
+        # mitmproxy 12 sets up its servers before a -s script loads; bring the
+        # servers in line with the options now (a no-op where they already are).
+        ps = ctx.master.addons.get("proxyserver")
+        if ps is not None and self._spec is not None:
+            _DefaultServerBindFailure.stopping = True
+            try:
+                await ps.setup_servers()
+            finally:
+                _DefaultServerBindFailure.uninstall()
+
+    def _listen(self, config: Config) -> None:
+        """Become a reverse proxy on server.host:server.port, unless told otherwise."""
+        opts = ctx.options
+        if self._spec is None and list(opts.mode) != ["regular"]:
+            logger.info("viteproxy: using the mode(s) given on the command line: %s", opts.mode)
+            return
+        if self._spec is None:
+            # The user's -p / --listen-host win over rules.yaml.
+            self._port = opts.listen_port or config.server.port
+            self._host = opts.listen_host or config.server.host
+        default = config.fallback or (config.rules[0].target if config.rules else None)
+        spec_target = f"{default.http_scheme}://{default.hostport}" if default else "http://127.0.0.1:9"
+        spec = f"reverse:{spec_target}@{self._host}:{self._port}"
+        if spec == self._spec:
+            return
+        if self._spec is None:
+            _DefaultServerBindFailure.install()
+        self._spec = spec
+        opts.update(mode=[spec])
+        shown = f"[{self._host}]" if ":" in self._host else self._host
+        logger.info(
+            "viteproxy: listening on http://%s:%d/ with %d rule(s)%s",
+            shown, self._port, len(config.rules),
+            f", fallback {config.fallback.raw}" if config.fallback else "",
+        )
+
+    # ------------------------------------------------------------------ hooks
+
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        if flow.response or flow.error or not flow.live or self.config is None:
+            return
+        if not isinstance(flow.client_conn.proxy_mode, mode_specs.ReverseMode):
+            return
+        req = flow.request
+        upgrade = is_websocket_upgrade(req.headers)
+        found = route(self.config, req.path, req.headers, upgrade)
+        if isinstance(found, Miss):
+            self._answer(flow, no_rule(found), kind=found.kind, url=found.url)
+            return
+        self._apply(flow, found)
+
+    def tls_start_server(self, data: tls.TlsData) -> None:
+        # `secure: false` per rule: mitmproxy's ssl_insecure is global, so relax
+        # verification only for connections to targets that asked for it.
+        address = data.context.server.address
+        if data.ssl_conn is not None and address and tuple(address[:2]) in self._insecure:
+            from OpenSSL import SSL
+
+            data.ssl_conn.set_verify(SSL.VERIFY_NONE, None)
+
+    # ---------------------------------------------------------------- helpers
+
+    def _apply(self, flow: http.HTTPFlow, r: Route) -> None:
+        req = flow.request
+        original_host = req.headers.get("host", "")
+        req.scheme = r.target.http_scheme
+        req.host = r.target.host
+        req.port = r.target.port
+        req.path = r.upstream_path
+        listen = flow.client_conn.sockname
+        upstream_headers(
+            r, req.headers, original_host=original_host,
+            client_ip=flow.client_conn.peername[0] if flow.client_conn.peername else "",
+            client_tls=flow.client_conn.tls_established,
+            listen_port=listen[1] if listen else None,
+        )
+        meta: dict[str, Any] = {
+            "kind": r.kind,
+            "rule": r.rule_name,
+            "rule_line": r.rule.line if r.rule else None,
+            "target": r.target.raw,
+            "url": r.url,
+            "rewritten": r.rewritten,
+            "upstream": r.upstream_url,
+        }
+        if r.bypassed:
+            meta["bypassed"] = True
+        if r.rule is not None and (r.rule.timeout_ms or r.rule.proxy_timeout_ms):
+            meta["timeout_ms"] = r.rule.proxy_timeout_ms or r.rule.timeout_ms
+        flow.metadata[META] = meta
+        arrow = "=>" if r.kind == "ws" else "->"
+        flow.comment = f"[{r.rule_name}] {r.url} {arrow} {r.upstream_url}"
+
+    def _answer(self, flow: http.HTTPFlow, diag: Diagnosis, *, kind: str, url: str) -> None:
+        content_type, body = render(diag, flow.request.headers.get("accept", ""))
+        flow.response = http.Response.make(
+            diag.status, body,
+            {"content-type": content_type, "x-viteproxy-diagnosis": diag.code,
+             "cache-control": "no-store"},
+        )
+        flow.metadata[META] = {
+            "kind": kind, "rule": diag.rule, "url": url, "diagnosis": diag.to_dict(),
+        }
+        flow.comment = f"{diag.code}: {url}"
+        flow.marked = ":warning:"
+
+
+class _DefaultServerBindFailure(logging.Filter):
+    """Silence the bind failure of mitmproxy's default listener that we replace.
+
+    On mitmproxy 12 a `-s` script loads while the default regular server on
+    *:8080 is already starting. When 8080 is busy its bind fails, and
+    mitmproxy's errorcheck would exit on that error although viteproxy never
+    needed that server. Only that one record is dropped, and only until
+    `running`, when our own server is up (or has failed loudly on its own).
+    """
+
+    _logger = logging.getLogger("mitmproxy.addons.proxyserver")
+    _installed: _DefaultServerBindFailure | None = None
+    # mitmproxy 12 then fails to stop the server that never started, with an
+    # AssertionError whose message is empty.
+    stopping = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if self.stopping and record.levelno >= logging.ERROR and not message.strip():
+            return False
+        if record.levelno >= logging.ERROR and "HTTP(S) proxy failed to listen" in message:
+            logger.info("viteproxy: mitmproxy's default listener was not needed (%s)",
+                        message.splitlines()[0])
+            return False
+        return True
+
+    @classmethod
+    def install(cls) -> None:
+        if cls._installed is None:
+            cls._installed = cls()
+            cls._logger.addFilter(cls._installed)
+
+    @classmethod
+    def uninstall(cls) -> None:
+        if cls._installed is not None:
+            cls._logger.removeFilter(cls._installed)
+            cls._installed = None
+        cls.stopping = False

@@ -1,0 +1,132 @@
+"""Decide where a request goes and what its upstream headers are, as Vite would.
+
+Pure functions over `Config` and plain header mappings: no mitmproxy here, so
+the rules can be tested, benchmarked and reused by `doctor` without a proxy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from .config import Config, Rule
+from .target import Target, join_path
+
+__all__ = ["Miss", "Route", "offered_subprotocols", "route", "is_websocket_upgrade"]
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where one request goes. `rule` is None when the fallback serves it."""
+
+    kind: Literal["http", "ws"]
+    rule: Rule | None
+    target: Target
+    url: str  # path + query as received
+    rewritten: str  # path + query after the rule's rewrite
+    upstream_path: str  # joined with the target's own path
+    bypassed: bool = False
+
+    @property
+    def upstream_url(self) -> str:
+        return f"{self.target.http_scheme}://{self.target.hostport}{self.upstream_path}"
+
+    @property
+    def rule_name(self) -> str:
+        return self.rule.key if self.rule else "(fallback)"
+
+
+@dataclass(frozen=True)
+class Miss:
+    """No rule took the request. `near` are rules whose key matched an upgrade but lack ws."""
+
+    kind: Literal["http", "ws"]
+    url: str
+    tried: tuple[Rule, ...]
+    near: tuple[Rule, ...] = field(default=())
+
+
+def is_websocket_upgrade(headers: Mapping[str, str]) -> bool:
+    return (
+        "upgrade" in headers.get("connection", "").lower()
+        and headers.get("upgrade", "").lower() == "websocket"
+    )
+
+
+def offered_subprotocols(headers: Mapping[str, str]) -> tuple[str, ...]:
+    value = headers.get("sec-websocket-protocol", "")
+    return tuple(p.strip() for p in value.split(",") if p.strip())
+
+
+def route(config: Config, url: str, headers: Mapping[str, str], upgrade: bool) -> Route | Miss:
+    """Vite's matching: first matching rule for HTTP; first matching ws rule for upgrades."""
+    kind: Literal["http", "ws"] = "ws" if upgrade else "http"
+    offered = offered_subprotocols(headers) if upgrade else ()
+    near: list[Rule] = []
+    for rule in config.rules:
+        if not rule.matches(url):
+            continue
+        if upgrade and not rule.ws_enabled:
+            near.append(rule)
+            continue
+        if rule.bypass is not None and rule.bypass.matches(headers, offered):
+            if config.fallback is None:
+                continue
+            return _to(kind, None, config.fallback, url, url, bypassed=True)
+        return _to(kind, rule, rule.target, url, rule.rewrite(url))
+    if config.fallback is not None and not near:
+        return _to(kind, None, config.fallback, url, url)
+    return Miss(kind, url, config.rules, tuple(near))
+
+
+def _to(kind: Literal["http", "ws"], rule: Rule | None, target: Target, url: str,
+        rewritten: str, bypassed: bool = False) -> Route:
+    return Route(kind, rule, target, url, rewritten, join_path(target.path, rewritten), bypassed)
+
+
+def upstream_headers(
+    route: Route,
+    headers: MutableMapping[str, str],
+    *,
+    original_host: str,
+    client_ip: str,
+    client_tls: bool,
+    listen_port: int | None,
+) -> None:
+    """Apply the rule's header options in place: Host, Origin, headers, xfwd.
+
+    `headers` is the request's header mapping (case-insensitive, as mitmproxy's is);
+    `original_host` is the Host the client sent, before anything rewrote it.
+    """
+    rule = route.rule
+    change_origin = rule.change_origin if rule else False
+    if change_origin:
+        headers["host"] = route.target.hostport
+    elif original_host:
+        headers["host"] = original_host
+    if rule is None:
+        return
+    if route.kind == "ws" and rule.rewrite_ws_origin:
+        headers["origin"] = route.target.origin
+    for name, value in rule.headers:
+        headers[name] = value
+    if rule.xfwd:
+        _xfwd(headers, route.kind, client_ip, client_tls, listen_port, original_host)
+
+
+def _xfwd(headers: MutableMapping[str, str], kind: str, client_ip: str, client_tls: bool,
+          listen_port: int | None, original_host: str) -> None:
+    # http-proxy appends to an existing X-Forwarded-* chain with ","
+    def add(name: str, value: str) -> None:
+        prior = headers.get(name)
+        headers[name] = f"{prior},{value}" if prior else value
+
+    # http-proxy says ws/wss for upgrades, http/https otherwise.
+    proto = ("wss" if client_tls else "ws") if kind == "ws" else ("https" if client_tls else "http")
+    add("x-forwarded-for", client_ip)
+    if listen_port is not None:
+        add("x-forwarded-port", str(listen_port))
+    add("x-forwarded-proto", proto)
+    if original_host:
+        add("x-forwarded-host", original_host)
