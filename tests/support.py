@@ -1,0 +1,287 @@
+"""Test harness: real processes and servers on 127.0.0.1 with ephemeral ports.
+
+- `Proxy` runs a real `mitmdump -s addons/viteproxy.py` on a rules file.
+- `Backend` is a real aiohttp HTTP + WebSocket server (in a background event
+  loop thread) that records what reached it and whose behaviour a test sets.
+- `wait_until` waits on a condition with a deadline; nothing here sleeps to
+  synchronise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from aiohttp import WSCloseCode, WSMsgType, web
+
+ROOT = Path(__file__).resolve().parent.parent
+ENTRY = ROOT / "addons" / "viteproxy.py"
+MITMDUMP = Path(sys.executable).with_name("mitmdump")
+
+T = TypeVar("T")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(predicate: Callable[[], T], timeout: float = 15.0, what: str = "condition",
+               interval: float = 0.02) -> T:
+    """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+class LoopThread:
+    """An asyncio event loop in a daemon thread, for servers living beside sync tests."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True, name="test-loop")
+        self.thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=5)
+
+
+@dataclass
+class Seen:
+    """One request as the backend received it."""
+
+    method: str
+    path: str  # path + query
+    headers: dict[str, str]
+    body_len: int = 0
+    body_sha256: str = ""
+    websocket: bool = False
+
+
+@dataclass
+class Behaviour:
+    """What a Backend does; tests change fields before (or between) requests."""
+
+    ws_protocols: tuple[str, ...] = ()  # protocols the server is willing to pick
+    reject_status: int | None = None  # answer handshakes with this status instead of 101
+    allowed_origin: str | None = None  # 403 a handshake whose Origin differs
+    require_prefix: str | None = None  # 404 any request whose path lacks this prefix
+    http_status: int = 200
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Backend:
+    """A real HTTP + WebSocket server on 127.0.0.1 (or another loopback address).
+
+    HTTP requests get a JSON echo: method, path, headers, body length and
+    sha256. WebSocket messages are echoed; the text message `close:CODE:REASON`
+    makes the server close with that code, `abort` makes it drop the TCP
+    connection without a close frame.
+    """
+
+    def __init__(self, loop: LoopThread, host: str = "127.0.0.1", port: int = 0,
+                 ssl_context: Any = None) -> None:
+        self.loop = loop
+        self.host = host
+        self.behaviour = Behaviour()
+        self.seen: list[Seen] = []
+        self.ws_messages: list[tuple[str, str | bytes]] = []
+        self._ssl = ssl_context
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self.port = loop.run(self._start(port))
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self._ssl else "http"
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}"
+
+    async def _start(self, port: int) -> int:
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, port, ssl_context=self._ssl)
+        await site.start()
+        server = site._server
+        assert server is not None and server.sockets  # type: ignore[attr-defined]
+        return int(server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        self.loop.run(self._runner.cleanup())
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        b = self.behaviour
+        is_ws = request.headers.get("Upgrade", "").lower() == "websocket"
+        body = b"" if is_ws else await request.read()
+        self.seen.append(Seen(
+            request.method, request.path_qs, dict(request.headers), len(body),
+            hashlib.sha256(body).hexdigest(), is_ws,
+        ))
+        if b.require_prefix and not request.path.startswith(b.require_prefix):
+            return web.Response(status=404, text=f"no route for {request.path}\n")
+        if not is_ws:
+            return web.json_response({
+                "method": request.method, "path": request.path_qs,
+                "headers": dict(request.headers), "body_len": len(body),
+                "sha256": hashlib.sha256(body).hexdigest(),
+            }, status=b.http_status)
+        if b.allowed_origin is not None and request.headers.get("Origin") != b.allowed_origin:
+            return web.Response(status=403, text="Invalid origin\n")
+        if b.reject_status is not None:
+            return web.Response(status=b.reject_status, text="handshake rejected by test backend\n")
+        return await self._websocket(request)
+
+    async def _websocket(self, request: web.Request) -> web.StreamResponse:
+        b = self.behaviour
+        ws = web.WebSocketResponse(protocols=b.ws_protocols, max_msg_size=0, heartbeat=None)
+        await ws.prepare(request)
+        async for msg in ws:
+            if msg.type == WSMsgType.TEXT:
+                self.ws_messages.append(("text", msg.data))
+                if msg.data.startswith("close:"):
+                    _, code, reason = msg.data.split(":", 2)
+                    await ws.close(code=int(code), message=reason.encode())
+                    break
+                if msg.data == "abort":
+                    assert request.transport is not None
+                    request.transport.abort()
+                    break
+                await ws.send_str(msg.data)
+            elif msg.type == WSMsgType.BINARY:
+                self.ws_messages.append(("binary", msg.data))
+                await ws.send_bytes(msg.data)
+        if not ws.closed:
+            await ws.close(code=WSCloseCode.OK)
+        return ws
+
+
+class Proxy:
+    """A real `mitmdump -s addons/viteproxy.py` on a rules file in its own folder."""
+
+    def __init__(self, workdir: Path, rules: dict[str, Any] | str, *, args: tuple[str, ...] = (),
+                 port: int | None = None, wait: bool = True, env: dict[str, str] | None = None) -> None:
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        if isinstance(rules, dict):
+            rules = dict(rules)
+            server = dict(rules.get("server") or {})
+            server.setdefault("port", self.port)
+            rules["server"] = server
+            text = yaml.safe_dump(rules, sort_keys=False)
+        else:
+            text = rules.replace("{proxy_port}", str(self.port))
+        self.rules_path = workdir / "rules.yaml"
+        self.rules_path.write_text(text)
+        self.output_path = workdir / "mitmdump.out"
+        self.args = args
+        self._out = open(self.output_path, "wb")
+        self.proc = subprocess.Popen(
+            [str(MITMDUMP), "-s", str(ENTRY), *args],
+            cwd=workdir, stdout=self._out, stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+        )
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        def ready() -> bool:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"mitmdump exited with {self.proc.returncode}:\n{self.output()}")
+            return port_open("127.0.0.1", self.port)
+
+        try:
+            wait_until(ready, timeout, f"mitmdump to listen on {self.port}")
+        except AssertionError:
+            self.stop()
+            raise
+
+    def url(self, path: str = "/", scheme: str = "http") -> str:
+        return f"{scheme}://127.0.0.1:{self.port}{path}"
+
+    def output(self) -> str:
+        self._out.flush()
+        return self.output_path.read_text(errors="replace")
+
+    def wait_exit(self, timeout: float = 30) -> int:
+        return self.proc.wait(timeout)
+
+    def stop(self) -> int | None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._out.close()
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+        self._out.close()
+
+
+def run_mitmdump(workdir: Path, args: tuple[str, ...] = (), timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    """Run mitmdump to completion (for startup errors): output is stdout+stderr."""
+    return subprocess.run(
+        [str(MITMDUMP), "-s", str(ENTRY), *args], cwd=workdir, capture_output=True, text=True,
+        timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def http_request(port: int, method: str, path: str, *, headers: dict[str, str] | None = None,
+                 body: bytes | Any = None, timeout: float = 30) -> tuple[int, dict[str, str], bytes]:
+    """A plain HTTP/1.1 request through http.client; `body` may be an iterable (chunked)."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers or {},
+                     encode_chunked=body is not None and not isinstance(body, bytes | str))
+        resp = conn.getresponse()
+        data = resp.read()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
+    finally:
+        conn.close()
+
+
+def echo_json(data: bytes) -> dict[str, Any]:
+    return json.loads(data)
