@@ -13,6 +13,7 @@ Three mitmproxy facts shape it (see shared/DESIGN.md):
 from __future__ import annotations
 
 import logging
+import weakref
 from typing import Any
 
 from mitmproxy import ctx, exceptions, http, tls
@@ -38,6 +39,13 @@ class Router:
         self._host = ""
         self._port = 0
         self._insecure: set[tuple[str, int]] = set()
+        # The Route of each live flow, for the addons after this one. Not in
+        # flow.metadata: that is saved to .mitm files and must stay plain data.
+        self._routes: weakref.WeakKeyDictionary[http.HTTPFlow, Route] = weakref.WeakKeyDictionary()
+
+    def route_for(self, flow: http.HTTPFlow) -> Route | None:
+        """The route chosen for a flow, or None if it was answered by the proxy itself."""
+        return self._routes.get(flow)
 
     def load(self, loader: Any) -> None:
         loader.add_option(
@@ -159,6 +167,7 @@ class Router:
         if r.rule is not None and (r.rule.timeout_ms or r.rule.proxy_timeout_ms):
             meta["timeout_ms"] = r.rule.proxy_timeout_ms or r.rule.timeout_ms
         flow.metadata[META] = meta
+        self._routes[flow] = r
         arrow = "=>" if r.kind == "ws" else "->"
         flow.comment = f"[{r.rule_name}] {r.url} {arrow} {r.upstream_url}"
 
