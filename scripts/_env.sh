@@ -4,33 +4,39 @@
 VP_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VP_VENVS="$VP_ROOT/.venvs"
 
-# Print the path of the newest Python >= 3.12 found, or nothing.
-vp_find_py312() {
+# Candidate interpreters: python3.X on PATH, then every pyenv version.
+# (pyenv's shims exist for versions that are not active, so each is run to check.)
+vp_candidates() {
   local c v
-  for c in python3.14 python3.13 python3.12; do
-    if command -v "$c" >/dev/null 2>&1; then command -v "$c"; return; fi
+  for c in python3.14 python3.13 python3.12 python3.11 python3; do
+    command -v "$c" 2>/dev/null
   done
   if command -v pyenv >/dev/null 2>&1; then
-    for v in $(pyenv versions --bare 2>/dev/null | grep -E '^3\.1[2-9](\.[0-9]+)?$' | sort -t. -k2,2nr -k3,3nr); do
+    for v in $(pyenv versions --bare 2>/dev/null); do
       c="$(pyenv root)/versions/$v/bin/python"
-      [ -x "$c" ] && { echo "$c"; return; }
+      [ -x "$c" ] && echo "$c"
     done
   fi
 }
 
-# Print the path of a Python 3.11, or nothing.
-vp_find_py311() {
-  local c
-  for c in python3.11 "$(command -v pyenv >/dev/null 2>&1 && echo "$(pyenv root)/versions/$(pyenv versions --bare 2>/dev/null | grep -E '^3\.11(\.[0-9]+)?$' | tail -n1)/bin/python")"; do
+# vp_find_python CHECK: the first working candidate whose version passes CHECK
+# (a Python expression over `v`, the (major, minor) tuple), newest first.
+vp_find_python() {
+  local check=$1 c best="" bestv=""
+  while read -r c; do
     [ -n "$c" ] || continue
-    if command -v "$c" >/dev/null 2>&1 && "$c" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then
-      command -v "$c"; return
+    local v
+    v=$("$c" -c "import sys; v=sys.version_info[:2]; print('%d.%02d' % v if ($check) else '')" 2>/dev/null) || continue
+    [ -n "$v" ] || continue
+    if [ -z "$bestv" ] || [ "$(printf '%s\n%s\n' "$v" "$bestv" | sort -r | head -n1)" = "$v" ] && [ "$v" != "$bestv" ]; then
+      best=$c; bestv=$v
     fi
-  done
-  if command -v python3 >/dev/null 2>&1 && python3 -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
-    command -v python3
-  fi
+  done < <(vp_candidates)
+  echo "$best"
 }
+
+vp_find_py312() { vp_find_python 'v >= (3, 12)'; }
+vp_find_py311() { vp_find_python 'v == (3, 11)'; }
 
 # vp_venv NAME PYTHON MITMPROXY_SPEC EXTRAS -> prints the venv's python
 vp_venv() {
