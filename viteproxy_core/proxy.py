@@ -16,7 +16,7 @@ import logging
 import weakref
 from typing import Any
 
-from mitmproxy import ctx, exceptions, http, tls
+from mitmproxy import ctx, http, tls
 from mitmproxy.proxy import mode_specs
 
 from .config import Config, ConfigError, load_config
@@ -60,7 +60,15 @@ class Router:
             config = load_config(ctx.options.viteproxy_rules)
         except ConfigError as e:
             if self.config is None:
-                raise exceptions.OptionsError(f"viteproxy: cannot use the rules file\n{e}") from None
+                # mitmproxy's script loader prints a traceback for any exception
+                # raised here, an OptionsError too. An error record is enough:
+                # errorcheck exits with status 1 when one is logged at startup.
+                logger.error("viteproxy: cannot use the rules file\n%s", e)
+                ps = ctx.master.addons.get("proxyserver")
+                if ps is not None and not getattr(ps, "is_running", True):
+                    # Nor announce mitmproxy's default *:8080 listener on the way out.
+                    ctx.options.update(server=False)
+                return
             logger.error("viteproxy: rules not reloaded, the last good rules stay in force\n%s", e)
             return
         for warning in config.warnings:
