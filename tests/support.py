@@ -109,6 +109,11 @@ class Backend:
     sha256. WebSocket messages are echoed; the text message `close:CODE:REASON`
     makes the server close with that code, `abort` makes it drop the TCP
     connection without a close frame.
+
+    `arrived` lists each request's path as soon as its headers are in, before
+    its body is read (to see a body being streamed). A request that accepts
+    `text/event-stream` gets an SSE response: event `first` at once, event
+    `last` only after the test sets `release_sse`.
     """
 
     def __init__(self, loop: LoopThread, host: str = "127.0.0.1", port: int = 0,
@@ -118,6 +123,8 @@ class Backend:
         self.behaviour = Behaviour()
         self.seen: list[Seen] = []
         self.ws_messages: list[tuple[str, str | bytes]] = []
+        self.arrived: list[str] = []
+        self.release_sse = threading.Event()
         self._ssl = ssl_context
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
@@ -146,7 +153,10 @@ class Backend:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         b = self.behaviour
+        self.arrived.append(request.path_qs)
         is_ws = request.headers.get("Upgrade", "").lower() == "websocket"
+        if request.headers.get("Accept") == "text/event-stream":
+            return await self._sse(request)
         body = b"" if is_ws else await request.read()
         self.seen.append(Seen(
             request.method, request.path_qs, dict(request.headers), len(body),
@@ -165,6 +175,17 @@ class Backend:
         if b.reject_status is not None:
             return web.Response(status=b.reject_status, text="handshake rejected by test backend\n")
         return await self._websocket(request)
+
+    async def _sse(self, request: web.Request) -> web.StreamResponse:
+        self.seen.append(Seen(request.method, request.path_qs, dict(request.headers)))
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await resp.prepare(request)
+        await resp.write(b"data: first\n\n")
+        released = await asyncio.get_running_loop().run_in_executor(None, self.release_sse.wait, 30)
+        self.release_sse.clear()
+        await resp.write(b"data: last\n\n" if released else b"data: timeout\n\n")
+        await resp.write_eof()
+        return resp
 
     async def _websocket(self, request: web.Request) -> web.StreamResponse:
         b = self.behaviour
@@ -259,7 +280,8 @@ class Proxy:
         self._out.close()
 
 
-def run_mitmdump(workdir: Path, args: tuple[str, ...] = (), timeout: float = 30) -> subprocess.CompletedProcess[str]:
+def run_mitmdump(workdir: Path, args: tuple[str, ...] = (),
+                 timeout: float = 30) -> subprocess.CompletedProcess[str]:
     """Run mitmdump to completion (for startup errors): output is stdout+stderr."""
     return subprocess.run(
         [str(MITMDUMP), "-s", str(ENTRY), *args], cwd=workdir, capture_output=True, text=True,
