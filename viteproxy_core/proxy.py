@@ -29,6 +29,14 @@ logger = logging.getLogger("viteproxy")
 
 META = "viteproxy"  # key in flow.metadata; saved in .mitm files and shown in mitmweb
 
+# Bodies up to this size stay buffered (and visible in mitmweb and the log);
+# larger ones, and bodies of unknown length, are streamed as they arrive.
+STREAM_OVER = 1024 * 1024
+# Responses that are a sequence of events: buffered, the page would see nothing
+# until the backend ends the response.
+STREAMING_TYPES = ("text/event-stream", "application/x-ndjson", "application/jsonl",
+                   "application/stream+json", "multipart/x-mixed-replace")
+
 
 class Router:
     """Routes every request of a reverse-mode listener by the rules in rules.yaml."""
@@ -135,6 +143,19 @@ class Router:
             self._answer(flow, no_rule(found), kind=found.kind, url=found.url)
             return
         self._apply(flow, found)
+        # mitmproxy buffers a whole body before sending it on unless told
+        # otherwise: a large upload would sit in the proxy, and a body sent
+        # in chunks over time (a streamed fetch) would not arrive until it ends.
+        if not upgrade and _streamed_body(req.headers):
+            req.stream = True
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        resp = flow.response
+        if resp is None or resp.stream or flow not in self._routes:
+            return
+        content_type = resp.headers.get("content-type", "").lower()
+        if content_type.startswith(STREAMING_TYPES) or _streamed_body(resp.headers, chunked=False):
+            resp.stream = True
 
     def tls_start_server(self, data: tls.TlsData) -> None:
         # `secure: false` per rule: mitmproxy's ssl_insecure is global, so relax
@@ -191,6 +212,14 @@ class Router:
         }
         flow.comment = f"{diag.code}: {url}"
         flow.marked = ":warning:"
+
+
+def _streamed_body(headers: http.Headers, chunked: bool = True) -> bool:
+    """A body of unknown length (chunked) or one too large to hold for inspection."""
+    if chunked and "chunked" in headers.get("transfer-encoding", "").lower():
+        return True
+    length = headers.get("content-length", "")
+    return length.isdigit() and int(length) > STREAM_OVER
 
 
 class _DefaultServerBindFailure(logging.Filter):
