@@ -47,6 +47,7 @@ class Router:
         self._host = ""
         self._port = 0
         self._insecure: set[tuple[str, int]] = set()
+        self._server_off = False  # we switched mitmproxy's servers off over a bad rules file
         # The Route of each live flow, for the addons after this one. Not in
         # flow.metadata: that is saved to .mitm files and must stay plain data.
         self._routes: weakref.WeakKeyDictionary[http.HTTPFlow, Route] = weakref.WeakKeyDictionary()
@@ -73,14 +74,18 @@ class Router:
                 # errorcheck exits with status 1 when one is logged at startup.
                 logger.error("viteproxy: cannot use the rules file\n%s", e)
                 ps = ctx.master.addons.get("proxyserver")
-                if ps is not None and not getattr(ps, "is_running", True):
+                if ps is not None and not getattr(ps, "is_running", True) and ctx.options.server:
                     # Nor announce mitmproxy's default *:8080 listener on the way out.
+                    self._server_off = True
                     ctx.options.update(server=False)
                 return
             logger.error("viteproxy: rules not reloaded, the last good rules stay in force\n%s", e)
             return
         for warning in config.warnings:
             logger.warning("viteproxy: %s", warning)
+        if self._server_off:  # a later, good rules file after a bad one at startup
+            self._server_off = False
+            ctx.options.update(server=True)
         self.config = config
         self._insecure = {
             (r.target.host, r.target.port) for r in config.rules if r.target.tls and not r.secure
