@@ -35,7 +35,14 @@ d = pytest.fixture(scope="module")(_backend)
 
 
 @pytest.fixture(scope="module")
-def proxy(tmp_path_factory, a, b, c, d) -> Iterator[Proxy]:
+def v6(loop_thread: LoopThread) -> Iterator[Backend]:
+    backend = Backend(loop_thread, host="::1")
+    yield backend
+    backend.close()
+
+
+@pytest.fixture(scope="module")
+def proxy(tmp_path_factory, a, b, c, d, v6) -> Iterator[Proxy]:
     rules = {"proxy": {
         "/api/v2": {"target": b.url},  # before /api: order decides
         "/api": {"target": a.url, "changeOrigin": True, "rewrite": {"^/api": ""},
@@ -50,6 +57,7 @@ def proxy(tmp_path_factory, a, b, c, d) -> Iterator[Proxy]:
         "/prefixed": {"target": d.url + "/base/v1", "rewrite": {"^/prefixed": ""}},
         "/upload": {"target": d.url},
         "/sse": {"target": d.url},
+        "/v6": v6.url,  # http://[::1]:PORT, string shorthand: changeOrigin
     }}
     p = Proxy(tmp_path_factory.mktemp("routing"), rules)
     yield p
@@ -106,6 +114,12 @@ def test_origin_untouched_on_plain_http_even_with_rewrite_ws_origin(proxy, c):
     assert body["path"] == "/echo/plain"  # the rule's rewrite applies to HTTP too
 
 
+def test_ipv6_target(proxy, v6):
+    _, _, body = get(proxy, "/v6/x")
+    assert body["path"] == "/v6/x"
+    assert body["headers"]["Host"] == f"[::1]:{v6.port}"
+
+
 def test_target_with_a_path_prefix(proxy, d):
     _, _, body = get(proxy, "/prefixed/users?page=2")
     assert body["path"] == "/base/v1/users?page=2"
@@ -116,7 +130,7 @@ def test_404_lists_the_rules_tried_in_the_format_asked_for(proxy):
     assert status == 404 and hdrs["x-viteproxy-diagnosis"] == "NO_RULE"
     assert hdrs["content-type"].startswith("text/plain")
     text = body.decode()
-    assert "/nowhere matched none of the 11 rules" in text
+    assert "/nowhere matched none of the 12 rules" in text
     assert "/api/v2 -> http://127.0.0.1:" in text and "/sse -> " in text
     assert "fallback:" in text  # the fix names the option
 
@@ -128,7 +142,7 @@ def test_404_lists_the_rules_tried_in_the_format_asked_for(proxy):
                                       headers={"Accept": "application/json"})
     diag = json.loads(body)["viteproxy"]
     assert status == 404 and diag["code"] == "NO_RULE" and diag["status"] == 404
-    assert len(diag["facts"]) == 11 and diag["facts"]["rule 2"].startswith("/api -> ")
+    assert len(diag["facts"]) == 12 and diag["facts"]["rule 2"].startswith("/api -> ")
 
 
 # ------------------------------------------------------------------ bodies
