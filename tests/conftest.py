@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from support import Backend, LoopThread, Proxy
+from support import Backend, LoopThread, Proxy, listening_addresses
 
 
 @pytest.fixture(scope="session")
@@ -49,3 +50,20 @@ def proxy_factory(tmp_path: Path) -> Iterator[Callable[..., Proxy]]:
     yield make
     for p in made:
         p.stop()
+
+
+@pytest.fixture
+def port_8080_busy() -> Iterator[None]:
+    """Hold 127.0.0.1:8080, mitmproxy's default port, unless something already does."""
+    holder: socket.socket | None = socket.socket()
+    assert holder is not None
+    try:
+        holder.bind(("127.0.0.1", 8080))
+        holder.listen()
+    except OSError:
+        holder.close()
+        holder = None
+        assert listening_addresses(8080), "8080 could not be bound, yet nothing listens there"
+    yield
+    if holder is not None:
+        holder.close()

@@ -62,6 +62,27 @@ def port_open(host: str, port: int) -> bool:
         return False
 
 
+def listening_addresses(port: int) -> list[str]:
+    """Local addresses (hex, as the kernel writes them) listening on TCP `port`.
+
+    Read from /proc/net/tcp{,6}, so a test can see where a process listens
+    without sending traffic anywhere: "0100007F" is 127.0.0.1, "00000000" all
+    IPv4 interfaces.
+    """
+    found = []
+    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            address, port_hex = fields[1].split(":")
+            if fields[3] == "0A" and int(port_hex, 16) == port and len(address) == width:
+                found.append(address)
+    return found
+
+
 class LoopThread:
     """An asyncio event loop in a daemon thread, for servers living beside sync tests."""
 

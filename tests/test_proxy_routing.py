@@ -10,15 +10,22 @@ import hashlib
 import http.client
 import json
 import os
-import socket
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from support import Backend, LoopThread, Proxy, echo_json, free_port, http_request, wait_until
+from support import (
+    Backend,
+    LoopThread,
+    Proxy,
+    echo_json,
+    free_port,
+    http_request,
+    listening_addresses,
+    wait_until,
+)
 
 
 def _backend(loop_thread: LoopThread) -> Iterator[Backend]:
@@ -293,44 +300,12 @@ def test_fallback_takes_unmatched_requests_and_upgrades(fallback_proxy, a, d):
 # ------------------------------------------------------------------ listening
 
 
-def _listeners(port: int) -> list[str]:
-    """Local addresses listening on `port`, from the kernel's tables (no traffic sent)."""
-    found = []
-    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            address, port_hex = fields[1].split(":")
-            if fields[3] == "0A" and int(port_hex, 16) == port and len(address) == width:
-                found.append(address)
-    return found
-
-
-@pytest.fixture
-def port_8080_busy() -> Iterator[None]:
-    """Hold 127.0.0.1:8080, mitmproxy's default port, unless someone already does."""
-    holder: socket.socket | None = socket.socket()
-    try:
-        holder.bind(("127.0.0.1", 8080))
-        holder.listen()
-    except OSError:
-        holder.close()
-        holder = None
-        assert _listeners(8080), "8080 could not be bound, yet nothing listens there"
-    yield
-    if holder is not None:
-        holder.close()
-
-
 def test_starts_on_127_0_0_1_only_with_8080_busy(tmp_path, a, port_8080_busy):
     p = Proxy(tmp_path / "p", {"proxy": {"/api": a.url}})
     try:
         status, _, body = http_request(p.port, "GET", "/api/ok")
         assert status == 200 and echo_json(body)["path"] == "/api/ok"
-        assert _listeners(p.port) == ["0100007F"]  # 127.0.0.1, no other address or family
+        assert listening_addresses(p.port) == ["0100007F"]  # 127.0.0.1, no other address or family
         out = p.output()
         assert f"listening on http://127.0.0.1:{p.port}/" in out
         assert "Traceback" not in out and p.proc.poll() is None, out
@@ -345,8 +320,8 @@ def test_p_overrides_server_port(tmp_path, a):
     try:
         status, _, body = http_request(wanted, "GET", "/api/ok")
         assert status == 200 and echo_json(body)["path"] == "/api/ok"
-        assert _listeners(wanted) == ["0100007F"]
-        assert not _listeners(configured)
+        assert listening_addresses(wanted) == ["0100007F"]
+        assert not listening_addresses(configured)
         assert f"listening on http://127.0.0.1:{wanted}/" in p.output()
     finally:
         p.stop()
