@@ -356,7 +356,7 @@ def test_missing_file(tmp_path: Path):
 # ------------------------------------------------------------ through mitmdump
 
 
-def test_mitmdump_on_a_broken_file_exits_with_the_located_errors(tmp_path: Path):
+def test_mitmdump_on_a_broken_file_exits_with_the_located_errors(tmp_path: Path, port_8080_busy):
     (tmp_path / "rules.yaml").write_text(textwrap.dedent("""
         server: {port: 5999}
         proxy:
@@ -374,6 +374,9 @@ def test_mitmdump_on_a_broken_file_exits_with_the_located_errors(tmp_path: Path)
     assert "rules.yaml:5: proxy./api.chnageOrigin:" in out and "did you mean 'changeOrigin'?" in out
     assert "rules.yaml:6: proxy./ws:" in out and "[TARGET_PORT_AS_PATH]" in out
     assert "3 errors in rules.yaml" in out
+    # The only error is the rules file: not mitmproxy's default listener on a busy 8080.
+    assert not [line for line in out.splitlines()
+                if "failed to listen" in line and "was not needed" not in line], out
 
 
 def test_mitmdump_without_a_rules_file_says_so(tmp_path: Path):

@@ -73,6 +73,9 @@ class Router:
                 # raised here, an OptionsError too. An error record is enough:
                 # errorcheck exits with status 1 when one is logged at startup.
                 logger.error("viteproxy: cannot use the rules file\n%s", e)
+                # The rules file is the problem to report, not a busy 8080 of a
+                # listener we were going to replace anyway.
+                _DefaultServerBindFailure.install()
                 ps = ctx.master.addons.get("proxyserver")
                 if ps is not None and not getattr(ps, "is_running", True) and ctx.options.server:
                     # Nor announce mitmproxy's default *:8080 listener on the way out.
