@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from support import Backend, LoopThread, Proxy, listening_addresses
+from support import Backend, LoopThread, Proxy, listening_addresses, wait_until
 
 
 @pytest.fixture(scope="session")
@@ -55,15 +55,19 @@ def proxy_factory(tmp_path: Path) -> Iterator[Callable[..., Proxy]]:
 @pytest.fixture
 def port_8080_busy() -> Iterator[None]:
     """Hold 127.0.0.1:8080, mitmproxy's default port, unless something already does."""
-    holder: socket.socket | None = socket.socket()
-    assert holder is not None
-    try:
-        holder.bind(("127.0.0.1", 8080))
-        holder.listen()
-    except OSError:
-        holder.close()
-        holder = None
-        assert listening_addresses(8080), "8080 could not be bound, yet nothing listens there"
+
+    def grab() -> socket.socket | str | None:
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", 8080))
+            s.listen()
+            return s
+        except OSError:
+            s.close()
+            # Someone else's: fine while it listens (it may be between two tests).
+            return "busy" if listening_addresses(8080) else None
+
+    held = wait_until(grab, 10, "8080 to be either bindable or busy")
     yield
-    if holder is not None:
-        holder.close()
+    if isinstance(held, socket.socket):
+        held.close()
