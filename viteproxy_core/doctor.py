@@ -281,6 +281,17 @@ def _proxy_is_ours(holder: str | None) -> bool:
     return holder is None or "mitm" in holder.split(" ")[0].lower()
 
 
+def _try_bind(host: str, port: int) -> str | None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio's servers do
+        try:
+            sock.bind((host, port))
+        except OSError as e:
+            return str(e)
+    return None
+
+
 def check_listen(config: Config) -> tuple[list[Check], bool]:
     """The listen address: taken on either family, privileged, exposed. Returns (checks, proxy_up)."""
     s = config.server
@@ -294,13 +305,16 @@ def check_listen(config: Config) -> tuple[list[Check], bool]:
         if _proxy_is_ours(holder):
             proxy_up = True
             by = f": {holder}" if holder else ""
-            checks.append(Check("(listen)", "listen", "ok", None, f"a proxy is already listening on {shown}{by}"))
+            checks.append(Check("(listen)", "listen", "ok", None,
+                                f"a proxy is already listening on {shown}{by}"))
         else:
             checks.append(_from("(listen)", "listen", listen_failed(
                 s.host, s.port, "[Errno 98] address already in use", holder)))
-    elif s.port < unprivileged_port_start() and hasattr(os, "geteuid") and os.geteuid() != 0:
+    elif (err := _try_bind(s.host or "0.0.0.0", s.port)) is not None:
+        # Binding is the only true test: root without CAP_NET_BIND_SERVICE
+        # cannot take a port below 1024 either.
         checks.append(_from("(listen)", "listen", listen_failed(
-            s.host, s.port, "[Errno 13] permission denied", None, unprivileged_port_start())))
+            s.host, s.port, err, port_holder(s.port), unprivileged_port_start())))
     else:
         checks.append(Check("(listen)", "listen", "ok", None, f"{shown} is free"))
     if s.host in ("127.0.0.1", "::1", "localhost"):

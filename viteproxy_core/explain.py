@@ -307,19 +307,24 @@ class Explainer:
     def websocket_end(self, flow: http.HTTPFlow) -> None:
         r = self.router.route_for(flow)
         ws = flow.websocket
-        if r is None or ws is None or ws.closed_by_client or ws.close_code not in (1006, None):
+        if r is None or ws is None or ws.close_code not in (1006, None):
             return
-        now = time.time()
-        last = max([m.timestamp for m in ws.messages] +
-                   [flow.response.timestamp_end or 0 if flow.response else 0])
-        limit = float(getattr(ctx.options, "tcp_timeout", MITMPROXY_11_IDLE_S))
-        source = "tcp_timeout" if hasattr(ctx.options, "tcp_timeout") else "fixed in mitmproxy 11"
-        idle = now - last if last else 0.0
+        # An idle cut looks like a client abort (the proxy drops the client
+        # connection, wsproto reports 1006 from the client side): tell them
+        # apart by the silence before it.
+        last = max([m.timestamp for m in ws.messages]
+                   + [flow.response.timestamp_end or 0.0 if flow.response else 0.0])
+        has_option = hasattr(ctx.options, "tcp_timeout")
+        limit = float(ctx.options.tcp_timeout) if has_option else MITMPROXY_11_IDLE_S
+        idle = time.time() - last if last else 0.0
         if last and limit and idle >= limit - 0.5:
+            source = "tcp_timeout" if has_option else "fixed in mitmproxy 11"
             diag = idle_timeout(idle, limit, source, rule=r.rule_name, upstream=r.upstream_url)
-        else:
+        elif not ws.closed_by_client:
             diag = backend_closed_abnormally(messages=len(ws.messages), rule=r.rule_name,
                                              upstream=r.upstream_url)
+        else:
+            return
         self._record(flow, diag)
 
     # ------------------------------------------------------------ output
