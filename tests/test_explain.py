@@ -22,9 +22,6 @@ from typing import Any
 
 import pytest
 import trustme
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
-from websockets.sync.client import connect
-
 from support import (
     ROOT,
     Backend,
@@ -36,6 +33,9 @@ from support import (
     http_request,
     wait_until,
 )
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.sync.client import connect
+
 from viteproxy_core.doctor import codes
 
 JSON = {"accept": "application/json"}
@@ -48,7 +48,8 @@ class World:
     doctor_rc: int
     backends: dict[str, Any]
 
-    def diag(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], dict[str, Any]]:
+    def diag(self, path: str,
+             headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], dict[str, Any]]:
         status, h, body = http_request(self.proxy.port, "GET", path, headers={**JSON, **(headers or {})})
         return status, h, json.loads(body)["viteproxy"] if h.get("x-viteproxy-diagnosis") else {}
 
@@ -61,11 +62,9 @@ class World:
         return codes(self.doctor).get(rule, [])
 
 
-def run_doctor(rules: Path, *args: str, cwd: Path | None = None, user: str | None = None) -> tuple[int, dict[str, Any]]:
+def run_doctor(rules: Path, *args: str, cwd: Path | None = None) -> tuple[int, dict[str, Any]]:
     """scripts/doctor by its path, from another folder, on this interpreter."""
     cmd = [str(ROOT / "scripts" / "doctor"), "--json", "--rules", str(rules), "--timeout", "1", *args]
-    if user:
-        cmd = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *cmd]
     done = subprocess.run(cmd, cwd=cwd or rules.parent, capture_output=True, text=True, timeout=60,
                           env={**os.environ, "VITEPROXY_PYTHON": sys.executable})
     assert done.returncode in (0, 1), done.stderr
@@ -78,7 +77,8 @@ def certs() -> trustme.CA:
 
 
 @pytest.fixture(scope="module")
-def world(loop_thread: LoopThread, tmp_path_factory: pytest.TempPathFactory, certs: trustme.CA) -> Iterator[World]:
+def world(loop_thread: LoopThread, tmp_path_factory: pytest.TempPathFactory,
+          certs: trustme.CA) -> Iterator[World]:
     made: list[Any] = []
 
     def keep(x: Any) -> Any:
@@ -131,7 +131,8 @@ def world(loop_thread: LoopThread, tmp_path_factory: pytest.TempPathFactory, cer
 
 def test_connect_refused(world: World) -> None:
     status, headers, d = world.diag("/refused/x")
-    assert (status, headers["x-viteproxy-diagnosis"], d["code"]) == (502, "CONNECT_REFUSED", "CONNECT_REFUSED")
+    assert (status, headers["x-viteproxy-diagnosis"]) == (502, "CONNECT_REFUSED")
+    assert d["code"] == "CONNECT_REFUSED"
     assert d["rule"] == "/refused" and f"127.0.0.1:{world.backends['closed']}" in d["facts"]["tried"]
     world.logged("CONNECT_REFUSED", "/refused/x")
     assert "CONNECT_REFUSED" in world.doctor_codes("/refused")
@@ -244,7 +245,8 @@ def test_hmr_captured(world: World) -> None:
 
 def test_hmr_captured_config_lint_in_doctor(tmp_path: Path) -> None:
     rules = tmp_path / "rules.yaml"
-    rules.write_text(f"server: {{port: {free_port()}}}\nproxy:\n  /: {{target: 'http://127.0.0.1:9', ws: true}}\n")
+    rules.write_text(f"server: {{port: {free_port()}}}\n"
+                     "proxy:\n  /: {target: 'http://127.0.0.1:9', ws: true}\n")
     rc, report = run_doctor(rules)
     assert rc == 1 and codes(report)["/"][0] == "HMR_CAPTURED"
 
