@@ -211,7 +211,7 @@ class Explainer:
         if r is None or flow.response is not None or not isinstance(meta, dict):
             return
         existing = meta.get("diagnosis")
-        if existing and existing.get("severity") != "warning":
+        if existing and existing.get("severity") != "warning" or self._client_gave_up(flow):
             return
         diag = await self._diagnose_error(flow, r)
         self._record(flow, diag)
@@ -251,6 +251,11 @@ class Explainer:
                 return connect_refused(host, port, tried, **where)
             return upstream_error(err, **where)
         return upstream_error(flow.error.msg if flow.error else "unknown error", **where)
+
+    @staticmethod
+    def _client_gave_up(flow: http.HTTPFlow) -> bool:
+        # A browser cancelling a request is not a failure to explain.
+        return bool(flow.error and "client disconnected" in flow.error.msg.lower())
 
     # --------------------------------------------------------- responses
 
