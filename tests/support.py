@@ -226,7 +226,8 @@ class Proxy:
             # mitmproxy 12 accepts on the socket before its startup is over (a
             # request then can hit tlsconfig before it has a certstore and make
             # errorcheck exit): wait for the log line that ends the start-up too.
-            return port_open("127.0.0.1", self.port) and f"listening at 127.0.0.1:{self.port}" in self.output()
+            started = f"listening at 127.0.0.1:{self.port}" in self.output()
+            return started and port_open("127.0.0.1", self.port)
 
         try:
             wait_until(ready, timeout, f"mitmdump to listen on {self.port}")
