@@ -64,3 +64,11 @@ def test_render_keeps_severity_in_json() -> None:
     d = localhost_mismatch("localhost", 1, [], ["[::1]:1"], rule=None, upstream=None, works_here=False)
     ctype, body = render(d, "application/json")
     assert ctype == "application/json" and json.loads(body)["viteproxy"]["severity"] == "error"
+
+
+def test_doctor_bad_usage_exits_2(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from viteproxy_core.doctor import main
+
+    assert main(["--bogus"]) == 2
+    assert main(["--rules", str(tmp_path / "missing.yaml")]) == 2
+    assert "pass --rules PATH" in capsys.readouterr().err

@@ -378,7 +378,8 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.rules)
     except ConfigError as e:
         if any(i.code in ("FILE_NOT_FOUND", "FILE_UNREADABLE") for i in e.issues):
-            print(f"doctor: {e.issues[0]}", file=sys.stderr)
+            print(f"doctor: {args.rules}: {e.issues[0].message}; run from the folder that holds "
+                  "rules.yaml, or pass --rules PATH", file=sys.stderr)
             return 2
         checks = [Check(i.key or "(file)", "config", i.severity, i.code, str(i), i.hint or "")
                   for i in e.issues]

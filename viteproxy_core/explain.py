@@ -32,6 +32,7 @@ from typing import Any
 
 from mitmproxy import ctx, http
 from mitmproxy.connection import Client
+from mitmproxy.net.http.http1 import assemble_response
 
 from .config import HMR_PROTOCOLS
 from .diagnosis import (
@@ -220,8 +221,6 @@ class Explainer:
             "content-type": content_type, "x-viteproxy-diagnosis": diag.code,
             "cache-control": "no-store", "connection": "close",
         })
-        from mitmproxy.net.http.http1 import assemble_response
-
         if _SEND_WRAPPED:
             _PENDING[flow.client_conn.id] = assemble_response(response)
 
