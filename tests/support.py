@@ -265,7 +265,11 @@ class Proxy:
         def ready() -> bool:
             if self.proc.poll() is not None:
                 raise AssertionError(f"mitmdump exited with {self.proc.returncode}:\n{self.output()}")
-            return port_open("127.0.0.1", self.port)
+            # mitmproxy 12 accepts on the socket before its startup is over (a
+            # request then can hit tlsconfig before it has a certstore and make
+            # errorcheck exit): wait for the log line that ends the start-up too.
+            started = f"listening at 127.0.0.1:{self.port}" in self.output()
+            return started and port_open("127.0.0.1", self.port)
 
         try:
             wait_until(ready, timeout, f"mitmdump to listen on {self.port}")
@@ -328,3 +332,94 @@ def http_request(port: int, method: str, path: str, *, headers: dict[str, str] |
 
 def echo_json(data: bytes) -> dict[str, Any]:
     return json.loads(data)
+
+
+class ForcedProtocolServer:
+    """A raw WebSocket server that answers every handshake with one fixed subprotocol.
+
+    Real servers only pick from what the client offers; this one does what a
+    misconfigured one does: it names `protocol` whatever was offered. Plain
+    requests get 426. Opened connections are held until the client goes.
+    """
+
+    def __init__(self, loop: LoopThread, protocol: str, host: str = "127.0.0.1") -> None:
+        self.loop = loop
+        self.protocol = protocol
+        self.host = host
+        self.server = loop.run(asyncio.start_server(self._handle, host, 0))
+        self.port = int(self.server.sockets[0].getsockname()[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        import base64
+
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            headers = {}
+            for line in head.decode("latin-1").split("\r\n")[1:]:
+                if ":" in line:
+                    k, v = line.split(":", 1)
+                    headers[k.strip().lower()] = v.strip()
+            key = headers.get("sec-websocket-key")
+            if not key:
+                writer.write(b"HTTP/1.1 426 Upgrade Required\r\ncontent-length: 0\r\n\r\n")
+                await writer.drain()
+                return
+            accept = base64.b64encode(hashlib.sha1(
+                (key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
+            writer.write((
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Accept: {accept}\r\nSec-WebSocket-Protocol: {self.protocol}\r\n\r\n"
+            ).encode())
+            await writer.drain()
+            await reader.read()  # until the peer closes
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    def close(self) -> None:
+        async def stop() -> None:
+            self.server.close()
+            await self.server.wait_closed()
+
+        self.loop.run(stop())
+
+
+class BlackholeListener:
+    """A port where TCP connects hang: a listening socket whose accept backlog is full.
+
+    The socket never accepts; one connection fills a backlog of 0, after which
+    the kernel drops further SYNs, as a firewall or an overloaded host does.
+    """
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.bind((host, 0))
+        self.listener.listen(0)
+        self.port = int(self.listener.getsockname()[1])
+        self.fillers: list[socket.socket] = []
+        probe_timeout = 0.5
+        while True:  # fill the backlog until a connect no longer completes
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.settimeout(probe_timeout)
+            try:
+                s.connect((host, self.port))
+            except (TimeoutError, BlockingIOError):
+                s.close()
+                break
+            self.fillers.append(s)
+            if len(self.fillers) > 64:
+                raise AssertionError("the accept backlog never filled: cannot make a hanging port")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        for s in self.fillers:
+            s.close()
+        self.listener.close()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from .explain import Explainer
 from .proxy import Router
 
 __all__ = ["make_addons"]
 
 
 def make_addons() -> list[Any]:
-    return [Router()]
+    router = Router()
+    return [router, Explainer(router)]

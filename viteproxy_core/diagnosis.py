@@ -14,7 +14,12 @@ from typing import Any
 
 from .routing import Miss
 
-__all__ = ["Diagnosis", "no_rule", "render"]
+__all__ = [
+    "Diagnosis", "backend_closed_abnormally", "classify_connect_error", "connect_refused",
+    "connect_timeout", "dns_failure", "from_issue", "handshake_failed", "hmr_captured",
+    "idle_timeout", "listen_failed", "listen_peer_taken", "localhost_mismatch", "no_rule",
+    "render", "socketio_polling_only", "subprotocol_mismatch", "tls_failed", "upstream_error",
+]
 
 
 @dataclass(frozen=True)
@@ -26,11 +31,15 @@ class Diagnosis:
     rule: str | None = None
     upstream: str | None = None
     facts: tuple[tuple[str, str], ...] = field(default=())
+    # "warning": the request went through, but will fail elsewhere (under Vite,
+    # in a browser) or is about to; the response is left as the backend sent it.
+    severity: str = "error"
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "code": self.code, "status": self.status, "summary": self.summary, "fix": self.fix,
             "rule": self.rule, "upstream": self.upstream, "facts": dict(self.facts),
+            "severity": self.severity,
         }
 
     def one_line(self) -> str:
@@ -64,6 +73,268 @@ def no_rule(miss: Miss) -> Diagnosis:
         "add a rule whose key is a prefix of this path, or set 'fallback:' to your dev server, "
         "e.g. fallback: 'http://127.0.0.1:5173'.",
         facts=tried,
+    )
+
+
+# ------------------------------------------------------- upstream connection
+
+def classify_connect_error(message: str) -> str:
+    """Which failure an OSError text from asyncio.open_connection describes.
+
+    asyncio joins the errors of every address it tried ("Multiple exceptions:
+    ..."); socket.gaierror texts name resolution failures.
+    """
+    m = message.lower()
+    if any(s in m for s in ("name or service not known", "nodename nor servname",
+                            "no address associated", "temporary failure in name resolution",
+                            "name has no usable address", "errno -2]", "errno -3]", "errno -5]")):
+        return "dns"
+    if "refused" in m or "connect call failed" in m or "errno 111" in m:
+        return "refused"
+    if "timed out" in m or "errno 110" in m:
+        return "timeout"
+    return "other"
+
+
+def connect_refused(host: str, port: int, tried: list[str], *, rule: str | None,
+                    upstream: str | None) -> Diagnosis:
+    where = ", ".join(tried) if tried else f"{host}:{port}"
+    return Diagnosis(
+        "CONNECT_REFUSED", 502,
+        f"Nothing accepts connections on {where}: the backend is not running, or listens on "
+        "another port or address.",
+        f"start the backend on port {port}, or point the rule's target at the port it listens on "
+        "(check with: ss -ltnp | grep :" + str(port) + ").",
+        rule=rule, upstream=upstream, facts=(("tried", where),),
+    )
+
+
+def localhost_mismatch(host: str, port: int, resolved: list[str], listening: list[str],
+                       *, rule: str | None, upstream: str | None, works_here: bool) -> Diagnosis:
+    """The backend listens on one loopback family; `localhost` leads (first) to the other."""
+    on = ", ".join(listening)
+    first = resolved[0] if resolved else "?"
+    literal = listening[0].rsplit(":", 1)[0] if listening else "127.0.0.1"
+    if works_here:
+        summary = (f"{host} resolves to {', '.join(resolved)} but the backend listens on {on} only. "
+                   f"This proxy fell back to {on}, but Vite (Node) tries {first} and fails with "
+                   f"ECONNREFUSED {first}.")
+    else:
+        summary = (f"{host} resolves to {', '.join(resolved) or 'nothing'} here, where nothing "
+                   f"listens, but the backend listens on {on}.")
+    return Diagnosis(
+        "LOCALHOST_IPV6_MISMATCH", 502, summary,
+        f"write the address the backend listens on in the target, e.g. "
+        f"'http://{literal}:{port}', instead of '{host}' (or make the backend listen on both "
+        "::1 and 127.0.0.1).",
+        rule=rule, upstream=upstream,
+        facts=(("resolved", ", ".join(resolved) or "(none)"), ("listening", on)),
+        severity="warning" if works_here else "error",
+    )
+
+
+def dns_failure(host: str, error: str, *, rule: str | None, upstream: str | None) -> Diagnosis:
+    return Diagnosis(
+        "DNS_FAILURE", 502,
+        f"The target host {host!r} does not resolve to any address.",
+        "check the host name in the rule's target for typos; for a local backend write "
+        "'127.0.0.1' rather than a name.",
+        rule=rule, upstream=upstream, facts=(("host", host), ("error", error)),
+    )
+
+
+def connect_timeout(host: str, port: int, timeout_ms: float, source: str, *, rule: str | None,
+                    upstream: str | None) -> Diagnosis:
+    return Diagnosis(
+        "CONNECT_TIMEOUT", 504,
+        f"Connecting to {host}:{port} did not complete within {timeout_ms:g} ms: packets to it are "
+        "dropped (a firewall, a host that is down, or a backend too busy to accept).",
+        "check that the backend accepts connections (curl -v its URL), or raise the rule's "
+        "'proxyTimeout' if it is just slow.",
+        rule=rule, upstream=upstream, facts=(("timeout", f"{timeout_ms:g} ms ({source})"),),
+    )
+
+
+def tls_failed(host: str, port: int, error: str, *, secure: bool, rule: str | None,
+               upstream: str | None) -> Diagnosis:
+    verify = any(s in error.lower() for s in ("certificate", "verify", "self-signed", "self signed"))
+    if verify and secure:
+        return Diagnosis(
+            "TLS_VERIFY_FAILED", 502,
+            f"The backend's TLS certificate at {host}:{port} is not trusted (self-signed, expired "
+            "or for another name), and the rule verifies it (secure is true by default).",
+            "for a local backend with a self-signed certificate add 'secure: false' to the rule; "
+            "otherwise fix the certificate.",
+            rule=rule, upstream=upstream, facts=(("tls error", error),),
+        )
+    return Diagnosis(
+        "TLS_HANDSHAKE_FAILED", 502,
+        f"The TLS handshake with {host}:{port} failed: is it really an https/wss backend?",
+        "use an http:// target for a backend that does not speak TLS.",
+        rule=rule, upstream=upstream, facts=(("tls error", error),),
+    )
+
+
+def upstream_error(error: str, *, rule: str | None, upstream: str | None) -> Diagnosis:
+    return Diagnosis(
+        "UPSTREAM_ERROR", 502,
+        f"The backend connection failed before a response arrived: {error}.",
+        "look at the backend's own log for this request.",
+        rule=rule, upstream=upstream, facts=(("error", error),),
+    )
+
+
+# ------------------------------------------------------------- handshakes
+
+def handshake_failed(status: int, *, url: str, rewritten: str, upstream_path: str,
+                     origin: str | None, host: str | None, change_origin: bool,
+                     rewrite_ws_origin: bool, body_excerpt: str, rule: str | None,
+                     upstream: str | None) -> Diagnosis:
+    """A WebSocket handshake the backend answered with something other than 101."""
+    facts: list[tuple[str, str]] = [("status", str(status))]
+    if status == 404:
+        facts += [("path in", url), ("rewritten", rewritten), ("path sent", upstream_path)]
+        if body_excerpt:
+            facts.append(("backend said", body_excerpt))
+        return Diagnosis(
+            "HANDSHAKE_NOT_FOUND", 404,
+            f"The backend has no WebSocket endpoint at {upstream_path} (the browser asked for "
+            f"{url}): the rule's rewrite or the target's path strips or doubles a prefix.",
+            "compare 'path sent' with the path the backend serves; adjust the rule's rewrite "
+            "(e.g. rewrite: {'^/ws': ''} to strip /ws) or the path in its target.",
+            rule=rule, upstream=upstream, facts=tuple(facts),
+        )
+    if status == 403:
+        facts += [("Origin sent", origin or "(none)"), ("Host sent", host or "(none)")]
+        if body_excerpt:
+            facts.append(("backend said", body_excerpt))
+        missing = [n for n, on in (("changeOrigin: true", change_origin),
+                                   ("rewriteWsOrigin: true", rewrite_ws_origin)) if not on]
+        fix = (f"add {' and '.join(missing)} to the rule, so that Host and Origin name the backend"
+               if missing else "the backend rejects even its own origin: allow the Origin in the "
+               "backend's CORS/origin check (Spring setAllowedOrigins, gorilla CheckOrigin, "
+               "Socket.IO cors.origin)")
+        return Diagnosis(
+            "HANDSHAKE_FORBIDDEN_ORIGIN", 403,
+            "The backend refused the WebSocket handshake with 403, as origin checks do when the "
+            "Origin does not match the Host or an allow-list.",
+            fix + ".", rule=rule, upstream=upstream, facts=tuple(facts),
+        )
+    if body_excerpt:
+        facts.append(("backend said", body_excerpt))
+    return Diagnosis(
+        "HANDSHAKE_REJECTED", status if 400 <= status < 600 else 502,
+        f"The backend answered the WebSocket handshake with {status} instead of 101 Switching "
+        "Protocols.",
+        "check that the path is the backend's WebSocket endpoint and what it requires "
+        "(authentication headers, a subprotocol); the backend's answer is below.",
+        rule=rule, upstream=upstream, facts=tuple(facts),
+    )
+
+
+def subprotocol_mismatch(offered: tuple[str, ...], chosen: str | None, *, rule: str | None,
+                         upstream: str | None) -> Diagnosis:
+    if chosen:
+        summary = (f"The backend picked the subprotocol {chosen!r}, which the client did not offer "
+                   f"({', '.join(offered) or 'none'}): browsers abort such a connection (1006).")
+    else:
+        summary = (f"The client offered {', '.join(offered)} but the backend picked none: Chrome "
+                   "aborts such a connection.")
+    return Diagnosis(
+        "SUBPROTOCOL_MISMATCH", 502, summary,
+        "make the client offer the protocol the backend speaks (new WebSocket(url, ['"
+        f"{chosen or 'proto'}'])), or configure the backend to accept one the client offers; "
+        "a rule's 'subprotocols:' can add one to the upstream handshake.",
+        rule=rule, upstream=upstream,
+        facts=(("offered", ", ".join(offered) or "(none)"), ("chosen", chosen or "(none)")),
+    )
+
+
+def hmr_captured(rule: str, upstream: str | None) -> Diagnosis:
+    return Diagnosis(
+        "HMR_CAPTURED", 200,
+        f"Vite's own HMR socket (subprotocol vite-hmr) was taken by the ws rule {rule!r}: the "
+        "page stops hot-reloading and the backend sees frames it cannot parse "
+        "(\"Invalid frame header\", \"RSV1 must be clear\").",
+        "add bypass: {subprotocols: [vite-hmr, vite-ping]} to the rule, or narrow its key.",
+        rule=rule, upstream=upstream, severity="warning",
+    )
+
+
+def socketio_polling_only(url: str, rule: str | None, upstream: str | None) -> Diagnosis:
+    return Diagnosis(
+        "SOCKETIO_POLLING_ONLY", 200,
+        f"Socket.IO polls {url}, but no rule with ws: true matches it, so its upgrade to "
+        "WebSocket will fail and it stays on slow long-polling.",
+        f"add 'ws: true' to the rule {rule!r}." if rule else
+        "add a rule for '/socket.io' with ws: true.",
+        rule=rule, upstream=upstream, severity="warning",
+    )
+
+
+# --------------------------------------------------------- open connections
+
+def backend_closed_abnormally(*, messages: int, rule: str | None, upstream: str | None) -> Diagnosis:
+    return Diagnosis(
+        "BACKEND_CLOSED_ABNORMALLY", 502,
+        "The backend dropped the WebSocket's TCP connection without a close frame (1006): it "
+        "crashed, restarted, or killed the connection.",
+        "look at the backend's log at the time of the close; the client should reconnect.",
+        rule=rule, upstream=upstream, facts=(("close code", "1006"), ("messages", str(messages))),
+    )
+
+
+def idle_timeout(idle_s: float, timeout_s: float, source: str, *, rule: str | None,
+                 upstream: str | None) -> Diagnosis:
+    return Diagnosis(
+        "IDLE_TIMEOUT", 504,
+        f"The connection was closed by the proxy after {idle_s:.0f} s without traffic "
+        f"(the limit is {timeout_s:g} s, {source}).",
+        "send WebSocket pings or application heartbeats more often than that, or raise the "
+        "limit (mitmproxy 12.2+: --set tcp_timeout=SECONDS).",
+        rule=rule, upstream=upstream, facts=(("idle", f"{idle_s:.1f} s"), ("limit", f"{timeout_s:g} s")),
+    )
+
+
+# ----------------------------------------------------------------- listening
+
+def listen_failed(host: str, port: int, error: str, holder: str | None,
+                  unprivileged_start: int = 1024) -> Diagnosis:
+    shown = f"[{host}]" if ":" in host else host
+    if "permission denied" in error.lower() or "errno 13" in error.lower():
+        return Diagnosis(
+            "PRIVILEGED_PORT", 0,
+            f"Cannot listen on {shown}:{port}: ports below {unprivileged_start} need root.",
+            "use a port from 1024 up in rules.yaml (server.port), e.g. 5280.",
+            facts=(("error", error),),
+        )
+    return Diagnosis(
+        "LISTEN_PORT_IN_USE", 0,
+        f"Cannot listen on {shown}:{port}: another program holds it"
+        + (f" ({holder})." if holder else "."),
+        f"stop that program, or set another server.port in rules.yaml (find it: ss -ltnp | grep :{port}).",
+        facts=(("error", error),) + ((("held by", holder),) if holder else ()),
+    )
+
+
+def listen_peer_taken(host: str, port: int, other: str, holder: str | None) -> Diagnosis:
+    return Diagnosis(
+        "LISTEN_PORT_IN_USE", 0,
+        f"Port {port} is held on {other} by another program"
+        + (f" ({holder})" if holder else "")
+        + f" while this proxy listens on {host}: a browser opening http://localhost:{port}/ may "
+        "reach that program instead.",
+        "stop the other program, or choose another server.port.",
+        facts=((("held by", holder),) if holder else ()), severity="warning",
+    )
+
+
+def from_issue(issue: Any) -> Diagnosis:
+    """A rules-file Issue (config.Issue) as a Diagnosis, for doctor's output."""
+    where = f"{issue.file}:{issue.line}" if issue.line else issue.file
+    return Diagnosis(
+        issue.code, 0, f"{where}: {issue.key}: {issue.message}" if issue.key else issue.message,
+        issue.hint or "", facts=(), severity=issue.severity,
     )
 
 

@@ -168,8 +168,17 @@ class Router:
     def tls_start_server(self, data: tls.TlsData) -> None:
         # `secure: false` per rule: mitmproxy's ssl_insecure is global, so relax
         # verification only for connections to targets that asked for it.
+        # Script addons run before mitmproxy's tlsconfig, so ssl_conn does not
+        # exist yet: let tlsconfig build it now (it skips connections that
+        # already have one), then switch verification off on it.
         address = data.context.server.address
-        if data.ssl_conn is not None and address and tuple(address[:2]) in self._insecure:
+        if not address or tuple(address[:2]) not in self._insecure:
+            return
+        if data.ssl_conn is None:
+            tlsconfig = ctx.master.addons.get("tlsconfig")
+            if tlsconfig is not None:
+                tlsconfig.tls_start_server(data)
+        if data.ssl_conn is not None:
             from OpenSSL import SSL
 
             data.ssl_conn.set_verify(SSL.VERIFY_NONE, None)

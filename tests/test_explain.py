@@ -1,0 +1,305 @@
+"""Every diagnosis code, from the real broken situation, as the client, mitmdump and doctor see it.
+
+One mitmdump serves the whole module: one rule per broken situation, each
+pointing at a real backend (or a real absence of one) on 127.0.0.1 / ::1.
+`scripts/doctor --json` runs once on the same rules file while that proxy is
+up, and every test checks both: the proxy's answer (status, the
+X-Viteproxy-Diagnosis header, the JSON body, the mitmdump log line) and
+doctor's code for that rule.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import ssl
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+from support import (
+    ROOT,
+    Backend,
+    BlackholeListener,
+    ForcedProtocolServer,
+    LoopThread,
+    Proxy,
+    free_port,
+    http_request,
+    wait_until,
+)
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.sync.client import connect
+
+from viteproxy_core.doctor import codes
+
+JSON = {"accept": "application/json"}
+
+
+@dataclass
+class World:
+    proxy: Proxy
+    doctor: dict[str, Any]
+    doctor_rc: int
+    backends: dict[str, Any]
+
+    def diag(self, path: str,
+             headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], dict[str, Any]]:
+        status, h, body = http_request(self.proxy.port, "GET", path, headers={**JSON, **(headers or {})})
+        return status, h, json.loads(body)["viteproxy"] if h.get("x-viteproxy-diagnosis") else {}
+
+    def logged(self, code: str, path: str) -> str:
+        return wait_until(lambda: next((line for line in self.proxy.output().splitlines()
+                                        if f"viteproxy: {code} {path}" in line), ""),
+                          10, f"{code} for {path} in mitmdump's output")
+
+    def doctor_codes(self, rule: str) -> list[str]:
+        return codes(self.doctor).get(rule, [])
+
+
+def run_doctor(rules: Path, *args: str, cwd: Path | None = None) -> tuple[int, dict[str, Any]]:
+    """scripts/doctor by its path, from another folder, on this interpreter."""
+    cmd = [str(ROOT / "scripts" / "doctor"), "--json", "--rules", str(rules), "--timeout", "1", *args]
+    done = subprocess.run(cmd, cwd=cwd or rules.parent, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "VITEPROXY_PYTHON": sys.executable})
+    assert done.returncode in (0, 1), done.stderr
+    return done.returncode, json.loads(done.stdout)
+
+
+@pytest.fixture(scope="module")
+def certs() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="module")
+def world(loop_thread: LoopThread, tmp_path_factory: pytest.TempPathFactory,
+          certs: trustme.CA) -> Iterator[World]:
+    made: list[Any] = []
+
+    def keep(x: Any) -> Any:
+        made.append(x)
+        return x
+
+    ok = keep(Backend(loop_thread))
+    v6only = keep(Backend(loop_thread, host="::1"))
+    not_found = keep(Backend(loop_thread))
+    not_found.behaviour.require_prefix = "/socket"
+    origin = keep(Backend(loop_thread))
+    origin.behaviour.allowed_origin = origin.url
+    rejecting = keep(Backend(loop_thread))
+    rejecting.behaviour.reject_status = 401
+    forced = keep(ForcedProtocolServer(loop_thread, "chat.v2"))
+    hmr = keep(Backend(loop_thread))
+    hmr.behaviour.ws_protocols = ("vite-hmr",)
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    certs.issue_cert("127.0.0.1", "localhost").configure_cert(server_ctx)
+    tls = keep(Backend(loop_thread, ssl_context=server_ctx))
+    hole = keep(BlackholeListener())
+    closed = free_port()
+    rules = {
+        "proxy": {
+            "/refused": {"target": f"http://127.0.0.1:{closed}", "ws": True},
+            "/v6only": {"target": f"http://localhost:{v6only.port}", "ws": True},
+            "/dns": "http://viteproxy_no_such_host:8080",  # '_' keeps glibc from asking a DNS server
+            "/slow": {"target": hole.url, "proxyTimeout": 400},
+            "/tls-strict": {"target": f"https://127.0.0.1:{tls.port}"},
+            "/tls-relaxed": {"target": f"https://localhost:{tls.port}", "secure": False},
+            "/nf": {"target": not_found.url, "ws": True},
+            "/origin": {"target": origin.url, "ws": True},
+            "/reject": {"target": rejecting.url, "ws": True},
+            "/picky": {"target": forced.url, "ws": True},
+            "/hmr-app": {"target": hmr.url, "ws": True},
+            "/socket.io": {"target": ok.url},
+            "/echo": {"target": ok.url, "ws": True},
+        },
+    }
+    proxy = Proxy(tmp_path_factory.mktemp("explain"), rules)
+    rc, report = run_doctor(proxy.rules_path, cwd=Path("/"))
+    w = World(proxy, report, rc, {"ok": ok, "v6only": v6only, "origin": origin, "closed": closed})
+    yield w
+    proxy.stop()
+    for x in made:
+        x.close()
+
+
+# ------------------------------------------------------------ connections
+
+def test_connect_refused(world: World) -> None:
+    status, headers, d = world.diag("/refused/x")
+    assert (status, headers["x-viteproxy-diagnosis"]) == (502, "CONNECT_REFUSED")
+    assert d["code"] == "CONNECT_REFUSED"
+    assert d["rule"] == "/refused" and f"127.0.0.1:{world.backends['closed']}" in d["facts"]["tried"]
+    world.logged("CONNECT_REFUSED", "/refused/x")
+    assert "CONNECT_REFUSED" in world.doctor_codes("/refused")
+    # The same through a WebSocket client: the handshake fails with our 502, not a silent 1006.
+    with pytest.raises(InvalidStatus) as e:
+        connect(f"ws://127.0.0.1:{world.proxy.port}/refused/ws", open_timeout=10)
+    assert e.value.response.status_code == 502
+    assert e.value.response.headers["x-viteproxy-diagnosis"] == "CONNECT_REFUSED"
+    assert b"CONNECT_REFUSED" in e.value.response.body
+
+
+def test_generic_502_page_is_replaced_in_every_format(world: World) -> None:
+    _, h, text = http_request(world.proxy.port, "GET", "/refused/a")
+    assert h["content-type"].startswith("text/plain") and text.startswith(b"viteproxy: CONNECT_REFUSED")
+    _, h, page = http_request(world.proxy.port, "GET", "/refused/a", headers={"accept": "text/html"})
+    assert h["content-type"].startswith("text/html") and b"CONNECT_REFUSED" in page
+    assert b"mitmproxy" not in page.lower()
+
+
+def test_localhost_ipv6_mismatch(world: World) -> None:
+    # localhost resolves to 127.0.0.1 only here (/etc/hosts), the backend listens on ::1 only:
+    # the reverse of Node's ECONNREFUSED ::1, the same mistake.
+    status, headers, d = world.diag("/v6only/x")
+    assert (status, d["code"]) == (502, "LOCALHOST_IPV6_MISMATCH")
+    assert f"[::1]:{world.backends['v6only'].port}" in d["facts"]["listening"]
+    world.logged("LOCALHOST_IPV6_MISMATCH", "/v6only/x")
+    assert "LOCALHOST_IPV6_MISMATCH" in world.doctor_codes("/v6only")
+
+
+def test_dns_failure(world: World) -> None:
+    status, _, d = world.diag("/dns/x")
+    assert (status, d["code"]) == (502, "DNS_FAILURE")
+    world.logged("DNS_FAILURE", "/dns/x")
+    assert world.doctor_codes("/dns") == ["DNS_FAILURE"]
+
+
+def test_connect_timeout(world: World) -> None:
+    status, _, d = world.diag("/slow/x")
+    assert (status, d["code"]) == (504, "CONNECT_TIMEOUT")
+    assert "proxyTimeout" in d["facts"]["timeout"]
+    world.logged("CONNECT_TIMEOUT", "/slow/x")
+    assert "CONNECT_TIMEOUT" in world.doctor_codes("/slow")
+
+
+def test_tls_verify_failed_and_secure_false(world: World) -> None:
+    status, _, d = world.diag("/tls-strict/x")
+    assert (status, d["code"]) == (502, "TLS_VERIFY_FAILED")
+    world.logged("TLS_VERIFY_FAILED", "/tls-strict/x")
+    assert "TLS_VERIFY_FAILED" in world.doctor_codes("/tls-strict")
+    status, headers, _ = http_request(world.proxy.port, "GET", "/tls-relaxed/x")
+    assert status == 200 and "x-viteproxy-diagnosis" not in headers
+    assert "/tls-relaxed" not in codes(world.doctor)
+
+
+# ------------------------------------------------------------- handshakes
+
+def _handshake(world: World, path: str, **kwargs: Any) -> Any:
+    with pytest.raises(InvalidStatus) as e:
+        connect(f"ws://127.0.0.1:{world.proxy.port}{path}", open_timeout=10, **kwargs)
+    return e.value.response
+
+
+def test_handshake_not_found(world: World) -> None:
+    resp = _handshake(world, "/nf/chat", additional_headers=JSON)
+    body = json.loads(resp.body)["viteproxy"]
+    assert (resp.status_code, resp.headers["x-viteproxy-diagnosis"]) == (404, "HANDSHAKE_NOT_FOUND")
+    assert body["facts"]["path in"] == "/nf/chat" and body["facts"]["path sent"] == "/nf/chat"
+    assert "no route for /nf/chat" in body["facts"]["backend said"]
+    world.logged("HANDSHAKE_NOT_FOUND", "/nf/chat")
+    assert "HANDSHAKE_NOT_FOUND" in world.doctor_codes("/nf")
+
+
+def test_plain_http_404_is_not_a_failure(world: World) -> None:
+    status, headers, _ = http_request(world.proxy.port, "GET", "/nf/page")
+    assert status == 404 and "x-viteproxy-diagnosis" not in headers
+
+
+def test_handshake_forbidden_origin(world: World) -> None:
+    resp = _handshake(world, "/origin/x", additional_headers=JSON)
+    body = json.loads(resp.body)["viteproxy"]
+    assert (resp.status_code, body["code"]) == (403, "HANDSHAKE_FORBIDDEN_ORIGIN")
+    assert body["facts"]["Host sent"] == f"127.0.0.1:{world.proxy.port}"
+    assert "changeOrigin" in body["fix"] and "rewriteWsOrigin" in body["fix"]
+    world.logged("HANDSHAKE_FORBIDDEN_ORIGIN", "/origin/x")
+    assert "HANDSHAKE_FORBIDDEN_ORIGIN" in world.doctor_codes("/origin")
+
+
+def test_handshake_rejected(world: World) -> None:
+    resp = _handshake(world, "/reject/x")
+    assert (resp.status_code, resp.headers["x-viteproxy-diagnosis"]) == (401, "HANDSHAKE_REJECTED")
+    assert b"handshake rejected by test backend" in resp.body
+    world.logged("HANDSHAKE_REJECTED", "/reject/x")
+    assert "HANDSHAKE_REJECTED" in world.doctor_codes("/reject")
+
+
+def test_subprotocol_mismatch(world: World) -> None:
+    with pytest.raises(InvalidHandshake):  # the client aborts, as browsers do
+        connect(f"ws://127.0.0.1:{world.proxy.port}/picky/x", subprotocols=["chat.v1"], open_timeout=10)
+    line = world.logged("SUBPROTOCOL_MISMATCH", "/picky/x")
+    assert "'chat.v2'" in line
+    assert "SUBPROTOCOL_MISMATCH" in world.doctor_codes("/picky")
+
+
+def test_hmr_captured(world: World) -> None:
+    with connect(f"ws://127.0.0.1:{world.proxy.port}/hmr-app/", subprotocols=["vite-hmr"],
+                 open_timeout=10) as c:
+        assert c.response.headers["x-viteproxy-diagnosis"] == "HMR_CAPTURED"
+    world.logged("HMR_CAPTURED", "/hmr-app/")
+
+
+def test_hmr_captured_config_lint_in_doctor(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(f"server: {{port: {free_port()}}}\n"
+                     "proxy:\n  /: {target: 'http://127.0.0.1:9', ws: true}\n")
+    rc, report = run_doctor(rules)
+    assert rc == 1 and codes(report)["/"][0] == "HMR_CAPTURED"
+
+
+def test_socketio_polling_only(world: World) -> None:
+    status, headers, _ = http_request(world.proxy.port, "GET", "/socket.io/?EIO=4&transport=polling")
+    assert status == 200 and headers["x-viteproxy-diagnosis"] == "SOCKETIO_POLLING_ONLY"
+    world.logged("SOCKETIO_POLLING_ONLY", "/socket.io/")
+    assert "SOCKETIO_POLLING_ONLY" in world.doctor_codes("/socket.io")
+
+
+def test_no_ws_rule(world: World) -> None:
+    resp = _handshake(world, "/socket.io/?EIO=4&transport=websocket")
+    assert (resp.status_code, resp.headers["x-viteproxy-diagnosis"]) == (502, "NO_WS_RULE")
+
+
+def test_backend_closed_abnormally(world: World) -> None:
+    with connect(f"ws://127.0.0.1:{world.proxy.port}/echo/x", open_timeout=10) as c:
+        c.send("abort")
+        with pytest.raises(ConnectionClosed):
+            c.recv(timeout=10)
+    world.logged("BACKEND_CLOSED_ABNORMALLY", "/echo/x")
+
+
+def test_green_rules_are_green_through_the_proxy(world: World) -> None:
+    echo = [c for c in world.doctor["checks"] if c["rule"] == "/echo"]
+    assert [c["layer"] for c in echo] == ["config", "dns", "tcp", "http", "ws", "proxy"]
+    assert all(c["status"] == "ok" for c in echo), echo
+    assert world.doctor_rc == 1
+
+
+# ---------------------------------------------------------- config codes
+
+def test_target_typos_stop_the_proxy_and_doctor_names_them(tmp_path: Path) -> None:
+    from support import run_mitmdump
+
+    # One file with all three: a rules file's errors are reported all at once.
+    (tmp_path / "rules.yaml").write_text(
+        f"server: {{port: {free_port()}}}\nproxy:\n"
+        "  /a: 'http://localhost/8090'\n  /b: 'localhost:8090'\n  /c: '127.0.0.1:8090'\n")
+    expected = ["TARGET_PORT_AS_PATH", "TARGET_NO_SCHEME", "TARGET_NO_SCHEME"]
+    done = run_mitmdump(tmp_path)
+    out = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert re.findall(r"\[(TARGET_\w+)\]", out) == expected
+    rc, report = run_doctor(tmp_path / "rules.yaml")
+    assert rc == 1 and [c["code"] for c in report["checks"]] == expected
+    assert [c["rule"].split(".")[1] for c in report["checks"]] == ["/a", "/b", "/c"]
+
+
+def test_ws_target_for_http(tmp_path: Path, backend: Backend, proxy_factory: Any) -> None:
+    proxy = proxy_factory({"proxy": {"/sock": backend.url.replace("http://", "ws://")}})
+    assert "WS_TARGET_FOR_HTTP" in proxy.output()
+    rc, report = run_doctor(proxy.rules_path)
+    assert codes(report)["/sock"] == ["WS_TARGET_FOR_HTTP"]

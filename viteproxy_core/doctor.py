@@ -1,0 +1,408 @@
+"""`scripts/doctor`: check every rule from the outside in, before anything is started.
+
+Per rule, in order, stopping at the first layer that fails: config lint →
+DNS (both address families) → TCP connect to each resolved address → an HTTP
+request to the rewritten path → a WebSocket handshake at the rewritten path
+(ws rules, with the Origin, Host, headers and subprotocols the proxy would
+send) → the same request through the running proxy, when one listens. Then
+the listen address: taken (on either family), privileged, exposed.
+
+Codes are the proxy's own (diagnosis.py), so a failure reads the same here,
+in the proxy's response and in the log. Only the standard library is used to
+talk to backends: the probes need exact control of Host and Origin.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import http.client
+import json
+import os
+import socket
+import ssl
+import sys
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .config import Config, ConfigError, Rule, load_config
+from .diagnosis import (
+    Diagnosis,
+    connect_refused,
+    connect_timeout,
+    dns_failure,
+    handshake_failed,
+    listen_failed,
+    listen_peer_taken,
+    localhost_mismatch,
+    subprotocol_mismatch,
+    tls_failed,
+    upstream_error,
+)
+from .netcheck import fmt_addr, other_loopback, port_holder, resolve, tcp_probe, unprivileged_port_start
+
+__all__ = ["Check", "main", "run_checks"]
+
+DEFAULT_TIMEOUT_S = 3.0
+WS_PATH_HINTS = ("/ws", "websocket", "/socket", "/hmr", "/cable", "/hub", "/graphql-ws", "/live")
+
+
+@dataclass
+class Check:
+    rule: str
+    layer: str
+    status: str  # ok | error | warning | skip
+    code: str | None
+    detail: str
+    fix: str = ""
+
+
+def _from(rule: str, layer: str, d: Diagnosis) -> Check:
+    facts = "; ".join(f"{k}: {v}" for k, v in d.facts)
+    detail = d.summary + (f" ({facts})" if facts else "")
+    return Check(rule, layer, "warning" if d.severity == "warning" else "error", d.code, detail, d.fix)
+
+
+class _Stop(Exception):
+    pass
+
+
+class RuleDoctor:
+    def __init__(self, config: Config, rule: Rule, timeout_s: float, proxy_up: bool) -> None:
+        self.config = config
+        self.rule = rule
+        self.timeout_s = (rule.proxy_timeout_ms or rule.timeout_ms or timeout_s * 1000) / 1000
+        self.timeout_source = (
+            "the rule's proxyTimeout" if rule.proxy_timeout_ms else
+            "the rule's timeout" if rule.timeout_ms else "doctor --timeout")
+        self.proxy_up = proxy_up
+        self.checks: list[Check] = []
+        t = rule.target
+        self.sample = rule.key if rule.regex is None else None
+        self.rewritten = rule.rewrite(self.sample) if self.sample is not None else ""
+        self.upstream_path = t.url_for(self.rewritten).split(t.hostport, 1)[1] if self.sample else ""
+        self.where = {"rule": rule.key, "upstream": t.url_for(self.rewritten) if self.sample else t.raw}
+
+    def add(self, check: Check) -> None:
+        self.checks.append(check)
+        if check.status == "error":
+            raise _Stop
+
+    def run(self) -> list[Check]:
+        try:
+            self.lint()
+            addresses = self.dns()
+            self.tcp(addresses)
+            if self.sample is None:
+                self.checks.append(Check(self.rule.key, "http", "skip", None,
+                                         "regex key: no sample path to request"))
+                return self.checks
+            self.http()
+            if self.rule.ws_enabled:
+                self.ws()
+            self.through_proxy()
+        except _Stop:
+            pass
+        return self.checks
+
+    # ------------------------------------------------------------ layers
+
+    def lint(self) -> None:
+        key = self.rule.key
+        found = False
+        for issue in self.config.warnings:
+            if issue.key == f"proxy.{key}" or issue.key.startswith(f"proxy.{key}."):
+                self.checks.append(Check(key, "config", "warning", issue.code,
+                                         issue.message, issue.hint or ""))
+                found = True
+        lowered = key.lower()
+        if not self.rule.ws_enabled and "socket.io" in lowered:
+            self.checks.append(Check(
+                key, "config", "warning", "SOCKETIO_POLLING_ONLY",
+                "a /socket.io rule without ws: true: Socket.IO's upgrade to WebSocket fails and it "
+                "stays on long-polling", f"add 'ws: true' to the rule {key!r}"))
+            found = True
+        elif not self.rule.ws_enabled and any(h in lowered for h in WS_PATH_HINTS):
+            self.checks.append(Check(
+                key, "config", "warning", "NO_WS_RULE",
+                "the key looks like a WebSocket path but the rule has no ws: true, so upgrades "
+                "to it match no ws rule", f"add 'ws: true' to the rule {key!r} if it serves WebSockets"))
+            found = True
+        if not found:
+            self.checks.append(Check(key, "config", "ok", None, f"-> {self.rule.target.raw}"))
+
+    def dns(self) -> list[str]:
+        t = self.rule.target
+        res = resolve(t.host, t.port)
+        if not res.addresses:
+            err = "; ".join(dict.fromkeys(e for _, e in res.errors)) or "no addresses"
+            self.add(_from(self.rule.key, "dns", dns_failure(t.host, err, **self.where)))
+        v4 = [a for f, a in res.addresses if f == socket.AF_INET]
+        v6 = [a for f, a in res.addresses if f == socket.AF_INET6]
+        detail = f"{t.host}: IPv4 {', '.join(v4) or '(none)'}; IPv6 {', '.join(v6) or '(none)'}"
+        self.checks.append(Check(self.rule.key, "dns", "ok", None, detail))
+        return [a for _, a in res.addresses]
+
+    def tcp(self, addresses: list[str]) -> None:
+        t = self.rule.target
+        results = {a: tcp_probe(a, t.port, self.timeout_s) for a in addresses}
+        tried = [fmt_addr(a, t.port) for a in addresses]
+        ok = [a for a, r in results.items() if r is None]
+        local = t.is_localhost_name
+        if ok and ok[0] != addresses[0] and local:
+            self.checks.append(_from(self.rule.key, "tcp", localhost_mismatch(
+                t.host, t.port, tried, [fmt_addr(a, t.port) for a in ok], works_here=True,
+                **self.where)))
+            return
+        if ok:
+            self.checks.append(Check(self.rule.key, "tcp", "ok", None,
+                                     "accepts on " + ", ".join(fmt_addr(a, t.port) for a in ok)))
+            return
+        if local:
+            # Each loopback family explicitly: the backend may sit on the one localhost skips.
+            for other in ("127.0.0.1", "::1"):
+                if other not in addresses and tcp_probe(other, t.port, self.timeout_s) is None:
+                    self.add(_from(self.rule.key, "tcp", localhost_mismatch(
+                        t.host, t.port, tried, [fmt_addr(other, t.port)], works_here=False,
+                        **self.where)))
+        if any(r == "timeout" for r in results.values()):
+            self.add(_from(self.rule.key, "tcp", connect_timeout(
+                t.host, t.port, self.timeout_s * 1000, self.timeout_source, **self.where)))
+        self.add(_from(self.rule.key, "tcp", connect_refused(t.host, t.port, tried, **self.where)))
+
+    def _headers(self, upgrade: bool) -> dict[str, str]:
+        r, t, s = self.rule, self.rule.target, self.config.server
+        proxy_host = fmt_addr(s.host, s.port) if s.host not in ("0.0.0.0", "::") else f"127.0.0.1:{s.port}"
+        headers = {"Host": t.hostport if r.change_origin else proxy_host}
+        if upgrade:
+            headers["Origin"] = t.origin if r.rewrite_ws_origin else f"http://{proxy_host}"
+        for name, value in r.headers:
+            headers[name] = value
+        return headers
+
+    def _connection(self, host: str, port: int, tls: bool) -> http.client.HTTPConnection:
+        if not tls:
+            return http.client.HTTPConnection(host, port, timeout=self.timeout_s)
+        ctx = ssl.create_default_context()
+        if not self.rule.secure:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        return http.client.HTTPSConnection(host, port, timeout=self.timeout_s, context=ctx)
+
+    def _request(self, layer: str, host: str, port: int, tls: bool, path: str,
+                 headers: dict[str, str]) -> http.client.HTTPResponse:
+        conn = self._connection(host, port, tls)
+        try:
+            conn.request("GET", path, headers=headers)
+            return conn.getresponse()
+        except ssl.SSLError as e:
+            self.add(_from(self.rule.key, layer, tls_failed(
+                host, port, str(e), secure=self.rule.secure, **self.where)))
+        except OSError as e:
+            self.add(_from(self.rule.key, layer, upstream_error(str(e), **self.where)))
+        raise _Stop
+
+    def http(self) -> None:
+        t = self.rule.target
+        resp = self._request("http", t.host, t.port, t.tls, self.upstream_path, self._headers(False))
+        resp.close()
+        # Any HTTP answer proves the layer: a 404 for the bare prefix is the app's business.
+        self.checks.append(Check(self.rule.key, "http", "ok", None,
+                                 f"GET {self.upstream_path} -> {resp.status}"))
+
+    def _ws_headers(self) -> tuple[dict[str, str], tuple[str, ...]]:
+        headers = self._headers(True)
+        offered = self.rule.subprotocols.values if self.rule.subprotocols else ()
+        headers.update({
+            "Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+            "Sec-WebSocket-Key": base64.b64encode(os.urandom(16)).decode(),
+        })
+        if offered:
+            headers["Sec-WebSocket-Protocol"] = ", ".join(offered)
+        return headers, offered
+
+    def ws(self) -> None:
+        t = self.rule.target
+        headers, offered = self._ws_headers()
+        resp = self._request("ws", t.host, t.port, t.tls, self.upstream_path, headers)
+        if resp.status != 101:
+            body = resp.read(300).decode("utf-8", "replace").strip()
+            self.add(_from(self.rule.key, "ws", handshake_failed(
+                resp.status, url=self.sample or "", rewritten=self.rewritten,
+                upstream_path=self.upstream_path, origin=headers.get("Origin"),
+                host=headers.get("Host"), change_origin=self.rule.change_origin,
+                rewrite_ws_origin=self.rule.rewrite_ws_origin, body_excerpt=body, **self.where)))
+        chosen = resp.getheader("sec-websocket-protocol") or None
+        resp.close()
+        if (chosen and chosen not in offered) or (chosen is None and offered):
+            self.add(_from(self.rule.key, "ws", subprotocol_mismatch(offered, chosen, **self.where)))
+        picked = f", subprotocol {chosen}" if chosen else ""
+        self.checks.append(Check(self.rule.key, "ws", "ok", None, f"101 at {self.upstream_path}{picked}"))
+
+    def through_proxy(self) -> None:
+        if not self.proxy_up:
+            self.checks.append(Check(self.rule.key, "proxy", "skip", None, "no proxy is listening"))
+            return
+        s = self.config.server
+        host = "127.0.0.1" if s.host in ("0.0.0.0", "::", "localhost") else s.host
+        path = self.sample or "/"
+        conn = http.client.HTTPConnection(host, s.port, timeout=self.timeout_s + 2)
+        try:
+            if self.rule.ws_enabled:
+                headers, _ = self._ws_headers()
+                headers["Host"] = fmt_addr(host, s.port)
+                headers["Origin"] = f"http://{fmt_addr(host, s.port)}"
+                headers.pop("Sec-WebSocket-Protocol", None)
+            else:
+                headers = {}
+            conn.request("GET", path, headers=headers)
+            resp = conn.getresponse()
+            code = resp.getheader("x-viteproxy-diagnosis")
+            body = resp.read(2000) if resp.status != 101 else b""
+        except OSError as e:
+            self.add(Check(self.rule.key, "proxy", "error", "UPSTREAM_ERROR",
+                           f"the proxy on {fmt_addr(host, s.port)} did not answer: {e}",
+                           "is it a viteproxy? restart it with this rules file"))
+            return
+        finally:
+            conn.close()
+        if code and resp.status >= 400:
+            detail = f"the proxy answered {resp.status} {code}"
+            try:
+                detail += ": " + json.loads(body)["viteproxy"]["summary"]
+            except (ValueError, KeyError, TypeError):
+                pass
+            self.add(Check(self.rule.key, "proxy", "error", code, detail, "see the code's fix above"))
+        self.checks.append(Check(self.rule.key, "proxy", "warning" if code else "ok", code,
+                                 f"GET {path} through {fmt_addr(host, s.port)} -> {resp.status}"))
+
+
+def _proxy_is_ours(holder: str | None) -> bool:
+    return holder is None or "mitm" in holder.split(" ")[0].lower()
+
+
+def _try_bind(host: str, port: int) -> str | None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio's servers do
+        try:
+            sock.bind((host, port))
+        except OSError as e:
+            return str(e)
+    return None
+
+
+def check_listen(config: Config) -> tuple[list[Check], bool]:
+    """The listen address: taken on either family, privileged, exposed. Returns (checks, proxy_up)."""
+    s = config.server
+    checks: list[Check] = []
+    shown = fmt_addr(s.host, s.port)
+    probe_host = {"0.0.0.0": "127.0.0.1", "localhost": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(
+        s.host, s.host)
+    proxy_up = False
+    if tcp_probe(probe_host, s.port, 1.0) is None:
+        holder = port_holder(s.port)
+        if _proxy_is_ours(holder):
+            proxy_up = True
+            by = f": {holder}" if holder else ""
+            checks.append(Check("(listen)", "listen", "ok", None,
+                                f"a proxy is already listening on {shown}{by}"))
+        else:
+            checks.append(_from("(listen)", "listen", listen_failed(
+                s.host, s.port, "[Errno 98] address already in use", holder)))
+    elif (err := _try_bind(s.host or "0.0.0.0", s.port)) is not None:
+        # Binding is the only true test: root without CAP_NET_BIND_SERVICE
+        # cannot take a port below 1024 either.
+        checks.append(_from("(listen)", "listen", listen_failed(
+            s.host, s.port, err, port_holder(s.port), unprivileged_port_start())))
+    else:
+        checks.append(Check("(listen)", "listen", "ok", None, f"{shown} is free"))
+    if s.host in ("127.0.0.1", "::1", "localhost"):
+        other = other_loopback("127.0.0.1" if s.host == "localhost" else s.host)
+        if tcp_probe(other, s.port, 1.0) is None:
+            holder = port_holder(s.port)
+            if not (proxy_up and holder is not None and _proxy_is_ours(holder) and other in holder):
+                checks.append(_from("(listen)", "listen", listen_peer_taken(
+                    s.host, s.port, fmt_addr(other, s.port), holder)))
+    for issue in config.warnings:
+        if issue.key.startswith("server"):
+            checks.append(Check("(listen)", "listen", "warning", issue.code, issue.message, issue.hint or ""))
+    return checks, proxy_up
+
+
+def run_checks(config: Config, timeout_s: float = DEFAULT_TIMEOUT_S) -> list[Check]:
+    checks, proxy_up = check_listen(config)
+    for rule in config.rules:
+        checks += RuleDoctor(config, rule, timeout_s, proxy_up).run()
+    if config.fallback is not None:
+        from .config import Rule as _Rule
+
+        fb = _Rule(key="(fallback)", index=len(config.rules), line=None, target=config.fallback)
+        doc = RuleDoctor(config, fb, timeout_s, False)
+        doc.sample = "/"
+        doc.rewritten = "/"
+        doc.upstream_path = config.fallback.url_for("/").split(config.fallback.hostport, 1)[1]
+        checks += [c for c in doc.run() if c.layer != "proxy"]
+    return checks
+
+
+def _table(checks: list[Check]) -> str:
+    marks = {"ok": "ok", "error": "FAIL", "warning": "warn", "skip": "-"}
+    rows = [("RULE", "LAYER", "", "CODE", "DETAIL")]
+    for c in checks:
+        detail = c.detail + (f"\n    fix: {c.fix}" if c.fix and c.status in ("error", "warning") else "")
+        rows.append((c.rule, c.layer, marks[c.status], c.code or "", detail))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    out = []
+    for r in rows:
+        first, *more = r[4].split("\n")
+        lead = "  ".join(r[i].ljust(widths[i]) for i in range(4))
+        out.append(f"{lead}  {first}")
+        out += [" " * (len(lead) + 2) + m for m in more]
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="scripts/doctor", description="Check every proxy rule layer by layer, outside in.")
+    parser.add_argument("--rules", default="rules.yaml", help="rules file (default: ./rules.yaml)")
+    parser.add_argument("--json", action="store_true", help="print the checks as JSON")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S,
+                        help="seconds per network step unless the rule sets one "
+                        f"(default {DEFAULT_TIMEOUT_S:g})")
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:
+        return 2 if e.code else 0
+    try:
+        config = load_config(args.rules)
+    except ConfigError as e:
+        if any(i.code in ("FILE_NOT_FOUND", "FILE_UNREADABLE") for i in e.issues):
+            print(f"doctor: {args.rules}: {e.issues[0].message}; run from the folder that holds "
+                  "rules.yaml, or pass --rules PATH", file=sys.stderr)
+            return 2
+        checks = [Check(i.key or "(file)", "config", i.severity, i.code, str(i), i.hint or "")
+                  for i in e.issues]
+    else:
+        checks = run_checks(config, args.timeout)
+    problems = sum(c.status in ("error", "warning") for c in checks)
+    if args.json:
+        print(json.dumps({"rules": str(args.rules), "ok": problems == 0, "problems": problems,
+                          "checks": [asdict(c) for c in checks]}, indent=2))
+    else:
+        print(_table(checks))
+        print(f"\n{problems} problem(s) found" if problems else "\nall good")
+    return 1 if problems else 0
+
+
+def codes(report: dict[str, Any]) -> dict[str, list[str]]:
+    """Codes per rule from a --json report (for tests and the report tool)."""
+    out: dict[str, list[str]] = {}
+    for c in report["checks"]:
+        if c["code"]:
+            out.setdefault(c["rule"], []).append(c["code"])
+    return out
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
