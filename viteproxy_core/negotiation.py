@@ -146,7 +146,7 @@ def negotiate(
 def _mismatch(base: Outcome, summary: str, fix: str, rule: str | None,
               upstream_url: str | None) -> Outcome:
     diag = Diagnosis(
-        CODE, 101, f"Subprotocol mismatch: {summary}", fix, rule=rule, upstream=upstream_url,
+        CODE, 101, summary[0].upper() + summary[1:], fix, rule=rule, upstream=upstream_url,
         facts=(
             ("offered", ", ".join(base.offered) or "(none)"),
             ("injected", ", ".join(base.injected) or "(none)"),
