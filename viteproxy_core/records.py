@@ -104,33 +104,34 @@ class PayloadPolicy:
 
     def fields(self, is_text: bool, content: bytes) -> dict[str, Any]:
         """The payload fields of a message record: `payload` (text) or `payload_b64`, and `truncated`."""
-        if self.mode == "none":
-            return {}
+        return json.loads("{" + self._payload_json(is_text, content)[1:] + "}") if self.mode != "none" else {}
+
+    def _payload_json(self, is_text: bool, content: bytes) -> str:
         cut = self.mode == "preview" and len(content) > self.max_bytes
-        data = content[: self.max_bytes] if cut else content
-        out: dict[str, Any] = {}
         if is_text:
-            # An incremental decoder holds back a character cut in half by the
-            # preview instead of turning it into a replacement character.
-            out["payload"] = codecs.getincrementaldecoder("utf-8")("replace").decode(data, final=not cut)
+            # Text messages are valid UTF-8 (wsproto checks them): a preview
+            # can only have cut the last character in half, and that is dropped.
+            text = (content[: self.max_bytes].decode("utf-8", "ignore") if cut
+                    else content.decode("utf-8", "replace"))
+            out = ',"payload":' + _encode_str(text)
         else:
-            out["payload_b64"] = base64.b64encode(data).decode("ascii")
-        if cut:
-            out["truncated"] = True
-        return out
+            data = content[: self.max_bytes] if cut else content
+            out = ',"payload_b64":"' + base64.b64encode(data).decode() + '"'
+        return out + ',"truncated":true' if cut else out
 
     def message_line(self, ts: float, id_json: str, from_client: bool, is_text: bool,
                      content: bytes, seq: int, extra: str = "") -> str:
         """The `ws_message` line. Hot: one call per message, so it formats directly."""
-        payload = ""
-        if self.mode != "none":
-            f = self.fields(is_text, content)
-            payload = "," + json.dumps(f, ensure_ascii=False, separators=(",", ":"))[1:-1]
+        payload = "" if self.mode == "none" else self._payload_json(is_text, content)
         return (
             f'{{"ts":{ts!r},"event":"ws_message","id":{id_json},'
             f'"dir":"{C2S if from_client else S2C}","type":"{"text" if is_text else "binary"}",'
             f'"size":{len(content)},"seq":{seq}{payload}{extra}}}\n'
         )
+
+
+# json.dumps builds a new encoder per call when given options; one, made once.
+_encode_str = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def body_excerpt(body: bytes | None, limit: int = 512) -> str | None:
