@@ -389,3 +389,19 @@ def probed_flows(workdir: Path) -> list[dict[str, Any]]:
 
 def echo_json(data: bytes) -> dict[str, Any]:
     return json.loads(data)
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Every complete line of a JSONL log (a cut last line, as after a SIGKILL, is left out)."""
+    if not path.exists():
+        return []
+    lines = path.read_text().split("\n")
+    return [json.loads(line) for line in lines[:-1] if line]  # [-1]: text after the last newline
+
+
+def log_connection(path: Path, client_port: int, event: str = "ws_handshake") -> dict[str, Any] | None:
+    """The first `event` line of the connection made from `client_port`, if written yet."""
+    for rec in read_jsonl(path):
+        if rec["event"] == event and str(rec.get("client", "")).endswith(f":{client_port}"):
+            return rec
+    return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .proxy import Router
+from .recorder import Recorder
 from .subprotocols import Subprotocols
 
 __all__ = ["make_addons"]
@@ -12,5 +13,7 @@ __all__ = ["make_addons"]
 
 def make_addons() -> list[Any]:
     router = Router()
-    # Subprotocols reads the route the Router chose in the same hook, so it comes after it.
-    return [router, Subprotocols(router)]
+    # Subprotocols reads the route the Router chose in the same hook, so it
+    # comes after it; Recorder last: it logs each flow in the state the other
+    # addons left it (the 101 as repaired).
+    return [router, Subprotocols(router), Recorder()]

@@ -126,7 +126,12 @@ class Router:
         if isinstance(found, Miss):
             self._answer(flow, no_rule(found), kind=found.kind, url=found.url)
             return
+        # The handshake as the client sent it, before _apply rewrites it: the
+        # recorder logs both. Only for upgrades, to keep HTTP flows small.
+        received = [[k, v] for k, v in req.headers.items(multi=True)] if upgrade else None
         self._apply(flow, found)
+        if received is not None:
+            flow.metadata[META]["received_headers"] = received
 
     def tls_start_server(self, data: tls.TlsData) -> None:
         # `secure: false` per rule: mitmproxy's ssl_insecure is global, so relax
