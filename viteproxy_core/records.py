@@ -210,6 +210,9 @@ def handshake_record(*, ts: float, flow_id: str, url: str, meta: Mapping[str, An
         offered = [v for k, v in redact.header_pairs(received) if k.lower() == "sec-websocket-protocol"]
         if offered:
             rec["offered_subprotocols"] = ", ".join(offered)
+        # The 101 above is the one the client got; this says what the backend chose.
+        if meta.get("subprotocol_repair"):
+            rec["subprotocol_repair"] = meta["subprotocol_repair"]
     if rec["outcome"] == "rejected":
         rec["body"] = body_excerpt(body)
     if client:
