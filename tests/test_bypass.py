@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 from multidict import CIMultiDict
-from support import Backend, LoopThread, Proxy, echo_json, http_request, probe_args, probed_flows, wait_until
 from websockets.sync.client import connect
 
+from support import Backend, LoopThread, Proxy, echo_json, http_request, probe_args, probed_flows, wait_until
 from viteproxy_core.config import parse_config
 from viteproxy_core.routing import Miss, Route, route
 

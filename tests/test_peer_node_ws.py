@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from itertools import count
 
 import pytest
+
 from support import ROOT, JsonLinesPeer, Proxy, wait_until
 
 PEERS = ROOT / "tests" / "peers"

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import socketio
 from aiohttp import web
+
 from support import LoopThread, Proxy, probe_args, probed_flows, wait_until
 
 

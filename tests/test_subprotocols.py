@@ -11,9 +11,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from support import Backend, LoopThread, Proxy, probe_args, probed_flows, wait_until
 from websockets.exceptions import InvalidHandshake
 from websockets.sync.client import connect
+
+from support import Backend, LoopThread, Proxy, probe_args, probed_flows, read_jsonl, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +53,14 @@ def _flow(proxy: Proxy, path: str) -> dict[str, Any]:
     return wait_until(find, 15, f"the flow of {path} from the probe")
 
 
+def _logged(proxy: Proxy, path: str) -> dict[str, Any]:
+    """The recorder's ws_handshake line for the handshake to `path`."""
+    def find() -> dict[str, Any] | None:
+        return next((r for r in read_jsonl(proxy.workdir / "viteproxy.jsonl")
+                     if r["event"] == "ws_handshake" and r["url"] == path), None)
+    return wait_until(find, 15, f"the ws_handshake line of {path} in the log")
+
+
 def _echo(proxy: Proxy, path: str, offered: list[str]) -> str | None:
     with connect(proxy.url(path, "ws"), subprotocols=offered or None, open_timeout=10) as c:
         c.send(f"hi {path}")
@@ -72,6 +81,12 @@ def test_appended_protocol_chosen_upstream_is_answered_with_the_clients_own(prox
     assert "subprotocol repaired: upstream chose 'echo.v1', client answered chat" in f["comment"]
     # the flow shows the 101 the client got; the metadata keeps what the server chose
     assert f["response_headers"]["Sec-WebSocket-Protocol"] == "chat"
+    # and the recorder's log has all three: offered, sent upstream, chosen vs answered
+    rec = _logged(proxy, "/append/1")
+    assert rec["offered_subprotocols"] == "chat"
+    assert dict(rec["upstream_headers"])["Sec-WebSocket-Protocol"] == "chat, echo.v1"
+    assert rec["subprotocol"] == "chat"
+    assert rec["subprotocol_repair"] == {"upstream": "echo.v1", "client": "chat"}
 
 
 def test_injected_protocol_for_a_client_that_offered_none_is_removed(proxy, backends):
@@ -105,6 +120,8 @@ def test_server_choosing_what_nobody_offered_is_a_mismatch(proxy):
     assert f["marked"]
     assert "SUBPROTOCOL_MISMATCH" in f["comment"]
     assert "SUBPROTOCOL_MISMATCH" in proxy.output()
+    rec = _logged(proxy, "/bogus/1")
+    assert rec["diagnosis"]["code"] == "SUBPROTOCOL_MISMATCH" and rec["subprotocol"] == "bogus"
 
 
 def test_rules_without_subprotocols_pass_the_handshake_untouched(proxy, backends):
