@@ -145,8 +145,9 @@ def negotiate(
 
 def _mismatch(base: Outcome, summary: str, fix: str, rule: str | None,
               upstream_url: str | None) -> Outcome:
+    # 502 as for every failure of the backend's (the client itself got the 101).
     diag = Diagnosis(
-        CODE, 101, summary[0].upper() + summary[1:], fix, rule=rule, upstream=upstream_url,
+        CODE, 502, summary[0].upper() + summary[1:], fix, rule=rule, upstream=upstream_url,
         facts=(
             ("offered", ", ".join(base.offered) or "(none)"),
             ("injected", ", ".join(base.injected) or "(none)"),
