@@ -69,7 +69,8 @@ def test_repair_clears_a_mismatch_judged_on_the_unrepaired_101(addons):
     assert f.response.headers["sec-websocket-protocol"] == "chat"
     assert "diagnosis" not in f.metadata["viteproxy"]
     assert not f.marked
-    assert f.comment.startswith("[/ws] /ws/x => http://127.0.0.1:3001/ws/x\n")
+    assert f.comment.startswith("subprotocol repaired")
+    assert f.comment.endswith("\n[/ws] /ws/x => http://127.0.0.1:3001/ws/x")
 
 
 def test_a_mismatch_keeps_an_earlier_diagnosis(addons):

@@ -74,7 +74,8 @@ class Subprotocols:
         if outcome.action == "keep":
             return
         meta = flow.metadata.setdefault(META, {})
-        flow.comment = f"{flow.comment}\n{outcome.note}" if flow.comment else outcome.note
+        # Above the Router's route line, which stays the comment's last line.
+        flow.comment = f"{outcome.note}\n{flow.comment}" if flow.comment else outcome.note
         if outcome.action == "repair":
             if outcome.client is None:
                 resp.headers.pop(HEADER, None)
