@@ -120,6 +120,9 @@ class Behaviour:
     allowed_origin: str | None = None  # 403 a handshake whose Origin differs
     require_prefix: str | None = None  # 404 any request whose path lacks this prefix
     http_status: int = 200
+    # Answer handshakes with this Sec-WebSocket-Protocol whatever was offered
+    # ("" sends none): a server that breaks RFC 6455's subprotocol rule.
+    ws_force_protocol: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -149,6 +152,7 @@ class Backend:
         self._ssl = ssl_context
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
+        app.on_response_prepare.append(self._force_protocol)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         self.port = loop.run(self._start(port))
 
@@ -207,6 +211,15 @@ class Backend:
         await resp.write(b"data: last\n\n" if released else b"data: timeout\n\n")
         await resp.write_eof()
         return resp
+
+    async def _force_protocol(self, request: web.Request, response: web.StreamResponse) -> None:
+        forced = self.behaviour.ws_force_protocol
+        if forced is None or response.status != 101:
+            return
+        if forced:
+            response.headers["Sec-WebSocket-Protocol"] = forced
+        else:
+            response.headers.popall("Sec-WebSocket-Protocol", None)
 
     async def _websocket(self, request: web.Request) -> web.StreamResponse:
         b = self.behaviour
@@ -330,6 +343,97 @@ def http_request(port: int, method: str, path: str, *, headers: dict[str, str] |
         conn.close()
 
 
+class JsonLinesPeer:
+    """A subprocess driven by JSON lines on stdin that reports JSON lines on stdout.
+
+    Used for peers in other languages (tests/peers/*.mjs). Events are kept in
+    arrival order; `wait_for` waits on one with a deadline.
+    """
+
+    def __init__(self, argv: list[str], *, cwd: Path | None = None) -> None:
+        self.argv = argv
+        self.events: list[dict[str, Any]] = []
+        self.stderr: list[str] = []
+        self._lock = threading.Lock()
+        self._eof = threading.Event()
+        self.proc = subprocess.Popen(
+            argv, cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, bufsize=1,
+        )
+        threading.Thread(target=self._read_stdout, daemon=True).start()
+        threading.Thread(target=self._read_stderr, daemon=True).start()
+
+    def _read_stdout(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                event = {"event": "garbage", "line": line}
+            with self._lock:
+                self.events.append(event)
+        self._eof.set()
+
+    def _read_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.stderr.append(line)
+
+    def send(self, **command: Any) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(command) + "\n")
+        self.proc.stdin.flush()
+
+    def find(self, event: str, **fields: Any) -> list[dict[str, Any]]:
+        with self._lock:
+            return [e for e in self.events
+                    if e.get("event") == event and all(e.get(k) == v for k, v in fields.items())]
+
+    def wait_for(self, event: str, timeout: float = 15, **fields: Any) -> dict[str, Any]:
+        """The first event named `event` whose fields equal `fields`, once it has arrived."""
+        def found() -> dict[str, Any] | None:
+            hits = self.find(event, **fields)
+            if hits:
+                return hits[0]
+            if self._eof.is_set() and not self.find(event, **fields):
+                raise AssertionError(f"the peer closed its output (exit status {self.proc.poll()})")
+            return None
+
+        try:
+            return wait_until(found, timeout, f"{event} {fields}")
+        except AssertionError as e:
+            stderr = "".join(self.stderr)
+            raise AssertionError(f"{e}\nevents so far: {self.events}\nstderr: {stderr}") from None
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+PROBE = ROOT / "tests" / "flowprobe.py"
+
+
+def probe_args(workdir: Path) -> tuple[str, ...]:
+    """mitmdump arguments that load tests/flowprobe.py, writing to workdir/probe.jsonl."""
+    return ("-s", str(PROBE), "--set", f"probe_file={workdir / 'probe.jsonl'}")
+
+
+def probed_flows(workdir: Path) -> list[dict[str, Any]]:
+    """The finished flows tests/flowprobe.py has written so far (see probe_args)."""
+    path = workdir / "probe.jsonl"
+    if not path.exists():
+        return []
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    # a line still being written has no newline yet
+    return [json.loads(line) for line in lines if line.endswith("\n")]
+
+
 def echo_json(data: bytes) -> dict[str, Any]:
     return json.loads(data)
 
@@ -423,3 +527,18 @@ class BlackholeListener:
         for s in self.fillers:
             s.close()
         self.listener.close()
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Every complete line of a JSONL log (a cut last line, as after a SIGKILL, is left out)."""
+    if not path.exists():
+        return []
+    lines = path.read_text().split("\n")
+    return [json.loads(line) for line in lines[:-1] if line]  # [-1]: text after the last newline
+
+
+def log_connection(path: Path, client_port: int, event: str = "ws_handshake") -> dict[str, Any] | None:
+    """The first `event` line of the connection made from `client_port`, if written yet."""
+    for rec in read_jsonl(path):
+        if rec["event"] == event and str(rec.get("client", "")).endswith(f":{client_port}"):
+            return rec
+    return None

@@ -23,6 +23,9 @@ from typing import Any
 
 import pytest
 import trustme
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.sync.client import connect
+
 from support import (
     ROOT,
     Backend,
@@ -34,9 +37,6 @@ from support import (
     http_request,
     wait_until,
 )
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
-from websockets.sync.client import connect
-
 from viteproxy_core.doctor import codes
 
 JSON = {"accept": "application/json"}

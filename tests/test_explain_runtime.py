@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import MITMDUMP, ROOT, Backend, free_port, http_request, port_open, run_mitmdump, wait_until
 from test_explain import run_doctor
 from websockets.sync.client import connect
 
+from support import MITMDUMP, ROOT, Backend, free_port, http_request, port_open, run_mitmdump, wait_until
 from viteproxy_core.doctor import codes
 
 MITM12 = hasattr(__import__("mitmproxy.options", fromlist=["Options"]).Options(), "tcp_timeout")

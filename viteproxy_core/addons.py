@@ -6,10 +6,15 @@ from typing import Any
 
 from .explain import Explainer
 from .proxy import Router
+from .recorder import Recorder
+from .subprotocols import Subprotocols
 
 __all__ = ["make_addons"]
 
 
 def make_addons() -> list[Any]:
     router = Router()
-    return [router, Explainer(router)]
+    # Explainer and Subprotocols read the route the Router chose in the same
+    # hook, so they come after it; Recorder last: it logs each flow in the
+    # state the other addons left it (diagnosed, the 101 as repaired).
+    return [router, Explainer(router), Subprotocols(router), Recorder()]

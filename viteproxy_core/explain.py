@@ -297,6 +297,9 @@ class Explainer:
     def _check_subprotocol(self, flow: http.HTTPFlow, r: Route) -> None:
         resp = flow.response
         assert resp is not None
+        existing = flow.metadata.get(META, {}).get("diagnosis") or {}
+        if existing.get("code") == "SUBPROTOCOL_MISMATCH":
+            return  # the Subprotocols addon (responseheaders) already said it, with what it injected
         offered = self._offered.get(flow, ())
         chosen = resp.headers.get("sec-websocket-protocol") or None
         # Protocols a rule injects upstream (issue 5's Subprotocols addon) are

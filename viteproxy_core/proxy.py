@@ -150,7 +150,12 @@ class Router:
         if isinstance(found, Miss):
             self._answer(flow, no_rule(found), kind=found.kind, url=found.url)
             return
+        # The handshake as the client sent it, before _apply rewrites it: the
+        # recorder logs both. Only for upgrades, to keep HTTP flows small.
+        received = [[k, v] for k, v in req.headers.items(multi=True)] if upgrade else None
         self._apply(flow, found)
+        if received is not None:
+            flow.metadata[META]["received_headers"] = received
         # mitmproxy buffers a whole body before sending it on unless told
         # otherwise: a large upload would sit in the proxy, and a body sent
         # in chunks over time (a streamed fetch) would not arrive until it ends.

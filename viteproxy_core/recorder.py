@@ -1,0 +1,419 @@
+"""The flight recorder: every request, handshake and WebSocket message to a JSONL log.
+
+Thin glue over `records` (what a line says), `logfile` (how it reaches the
+disk) and `closecodes` (what a close means). Two layers:
+
+- `Recording` turns flow hooks into log lines. It needs no mitmproxy options,
+  so `scripts/report` runs the same code over the flows of a `.mitm` file.
+- `Recorder` is the addon: options, the log file, the mitmweb comments and
+  marks, pings seen in mitmproxy's own log, and the loud stop on write errors.
+
+Memory: mitmproxy keeps every message of a connection in
+`flow.websocket.messages` (its issue 6620). Once a message's line is written,
+the list is trimmed to the last `viteproxy_keep_messages` (at least one: an
+empty list breaks mitmproxy's dumper).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mitmproxy import ctx, exceptions, http
+from wsproto.frame_protocol import Opcode
+
+from . import closecodes
+from .logfile import LogFile
+from .records import (
+    Counts,
+    PayloadPolicy,
+    Redactor,
+    close_record,
+    dumps,
+    handshake_record,
+    http_record,
+    parse_names,
+    ping_record,
+)
+from .routing import is_websocket_upgrade
+
+__all__ = ["Recorder", "Recording"]
+
+logger = logging.getLogger("viteproxy")
+
+META = "viteproxy"
+_TEXT = Opcode.TEXT
+
+
+@dataclass(eq=False)
+class _Conn:
+    """What the recorder keeps per open WebSocket: counters and the pre-encoded id."""
+
+    id_json: str
+    start: float
+    meta: dict[str, Any]
+    peer: Any = None
+    seq: int = 0
+    counts: Counts = field(default_factory=Counts)
+    closed_by_proxy: str | None = None
+
+
+class Recording:
+    """Flow hooks in, log lines out. `write` may raise OSError; `on_write_error` decides."""
+
+    def __init__(self, write: Callable[[str], None], *, policy: PayloadPolicy | None = None,
+                 redact: Redactor | None = None, keep_messages: int = 100,
+                 on_write_error: Callable[[OSError], None] | None = None) -> None:
+        self.write = write
+        self.policy = policy or PayloadPolicy()
+        self.redact = redact or Redactor()
+        # Below 0: keep everything; 0 means 1 (see the module docstring).
+        self.keep = max(1, keep_messages) if keep_messages >= 0 else 0
+        self.on_write_error = on_write_error
+        self.conns: dict[http.HTTPFlow, _Conn] = {}
+        self.by_peer: dict[Any, _Conn] = {}
+
+    def _emit(self, line: str) -> bool:
+        try:
+            self.write(line)
+        except OSError as e:
+            if self.on_write_error is None:
+                raise
+            self.on_write_error(e)
+            return False
+        return True
+
+    # ------------------------------------------------------------- handshake / http
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        assert flow.response is not None
+        if is_websocket_upgrade(flow.request.headers):
+            self._handshake(flow)
+        else:
+            self._http(flow)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        conn = self.conns.get(flow)
+        if conn is not None:  # an upgraded connection that errored: end it here
+            self.websocket_end(flow)
+        elif flow.response is None:  # otherwise `response` has written its line
+            if is_websocket_upgrade(flow.request.headers):
+                self._handshake(flow)
+            else:
+                self._http(flow)
+
+    def _http(self, flow: http.HTTPFlow) -> None:
+        req, resp = flow.request, flow.response
+        end = resp.timestamp_end if resp and resp.timestamp_end else _error_ts(flow)
+        rec = http_record(
+            ts=end, flow_id=flow.id, method=req.method, url=req.pretty_url,
+            meta=flow.metadata.get(META) or {}, redact=self.redact,
+            status=resp.status_code if resp else None,
+            duration=end - req.timestamp_start if req.timestamp_start else None,
+            req_bytes=_length(req), resp_bytes=_length(resp) if resp else None,
+            error=flow.error.msg if flow.error else None, client=_client(flow),
+        )
+        self._emit(dumps(rec))
+
+    def _handshake(self, flow: http.HTTPFlow) -> None:
+        req, resp = flow.request, flow.response
+        meta = flow.metadata.get(META) or {}
+        sent = list(req.headers.items(multi=True))
+        received = [tuple(p) for p in meta.get("received_headers", sent)]
+        end = resp.timestamp_end if resp and resp.timestamp_end else _error_ts(flow)
+        rec = handshake_record(
+            ts=end, flow_id=flow.id, url=req.pretty_url, meta=meta, redact=self.redact,
+            received=received, sent=sent,  # type: ignore[arg-type]
+            status=resp.status_code if resp else None,
+            response_headers=list(resp.headers.items(multi=True)) if resp else None,
+            body=_body(resp) if resp is not None and resp.status_code != 101 else None,
+            error=flow.error.msg if flow.error else None,
+            duration=end - req.timestamp_start if req.timestamp_start else None,
+            client=_client(flow),
+        )
+        if self._emit(dumps(rec)) and flow.websocket is not None:
+            self._open(flow, meta, end)
+        annotate_handshake(flow, rec["outcome"], rec["status"], rec.get("error"))
+
+    # ------------------------------------------------------------------ websocket
+
+    def _open(self, flow: http.HTTPFlow, meta: dict[str, Any], start: float) -> None:
+        conn = _Conn(json.dumps(flow.id), start, meta, flow.client_conn.peername)
+        self.conns[flow] = conn
+        if conn.peer is not None:
+            self.by_peer[conn.peer] = conn
+
+    def websocket_start(self, flow: http.HTTPFlow) -> None:
+        # `response` opened the connection's state already; a flow that reaches
+        # here without it (a handshake written by no `response`) gets it now.
+        if flow not in self.conns:
+            resp = flow.response
+            self._open(flow, flow.metadata.get(META) or {},
+                       resp.timestamp_end if resp and resp.timestamp_end else time.time())
+
+    def websocket_message(self, flow: http.HTTPFlow) -> None:
+        # Hot: once per message. Everything per connection is in `conn`.
+        conn = self.conns.get(flow)
+        if conn is None:
+            return
+        messages = flow.websocket.messages  # type: ignore[union-attr]
+        m = messages[-1]
+        content = m.content
+        counts = conn.counts
+        if m.from_client:
+            counts.c2s_messages += 1
+            counts.c2s_bytes += len(content)
+        else:
+            counts.s2c_messages += 1
+            counts.s2c_bytes += len(content)
+        conn.seq += 1
+        extra = ""
+        if m.dropped or m.injected:
+            extra = (',"dropped":true' if m.dropped else "") + (',"injected":true' if m.injected else "")
+        line = self.policy.message_line(
+            m.timestamp, conn.id_json, m.from_client, m.type == _TEXT, content, conn.seq, extra,
+        )
+        if not self._emit(line):
+            return
+        keep = self.keep
+        if keep and len(messages) > keep:
+            del messages[: len(messages) - keep]
+
+    def frame(self, conn: _Conn, kind: str, from_client: bool, payload: bytes) -> None:
+        """A ping or pong seen by mitmproxy (it answers them itself; no hook exists)."""
+        rec = ping_record(ts=time.time(), flow_id=json.loads(conn.id_json), kind=kind,
+                          from_client=from_client, payload=payload)
+        self._emit(dumps(rec))
+
+    def websocket_end(self, flow: http.HTTPFlow, *, closed_by: str | None = None,
+                      detail: str | None = None) -> None:
+        conn = self.conns.pop(flow, None)
+        if conn is None:
+            return
+        if conn.peer is not None and self.by_peer.get(conn.peer) is conn:
+            del self.by_peer[conn.peer]
+        ws = flow.websocket
+        code = ws.close_code if ws else None
+        if closed_by is None:
+            if conn.closed_by_proxy:
+                closed_by, detail = "proxy", conn.closed_by_proxy
+            elif ws is None or ws.closed_by_client is None:
+                closed_by = "proxy"
+            else:
+                closed_by = "client" if ws.closed_by_client else "server"
+        if detail is None and flow.error:
+            detail = flow.error.msg
+        end = (ws.timestamp_end if ws and ws.timestamp_end else None) or time.time()
+        meta = flow.metadata.get(META) or conn.meta
+        rec = close_record(
+            ts=end, flow_id=flow.id, code=code, reason=ws.close_reason if ws else None,
+            closed_by=closed_by, duration=end - conn.start, counts=conn.counts, meta=meta,
+            meaning=closecodes.meaning(code), detail=detail,
+        )
+        self._emit(dumps(rec))
+        annotate_close(flow, code, closed_by)
+
+    def done(self) -> None:
+        """The proxy stops with connections open: close them in the log, by the proxy."""
+        for flow in list(self.conns):
+            self.websocket_end(flow, closed_by="proxy", detail="proxy shut down with the connection open")
+
+
+def annotate_handshake(flow: http.HTTPFlow, outcome: str, status: int | None, error: str | None) -> None:
+    """mitmweb: say the outcome in the comment; mark what failed so it stands out."""
+    if outcome == "upgraded":
+        note = "upgraded"
+    elif outcome == "rejected":
+        note = f"rejected {status}"
+    else:
+        note = f"failed: {error}"
+    flow.comment = f"{flow.comment} · {note}" if flow.comment else f"{flow.request.pretty_url} · {note}"
+    if outcome != "upgraded" and not flow.marked:
+        flow.marked = ":warning:"
+
+
+def annotate_close(flow: http.HTTPFlow, code: int | None, closed_by: str) -> None:
+    note = f"closed by {closed_by}: {code} {closecodes.meaning(code)}"
+    flow.comment = f"{flow.comment} · {note}" if flow.comment else note
+    if (code is None or closecodes.is_abnormal(code)) and not flow.marked:
+        flow.marked = ":warning:"
+
+
+def _client(flow: http.HTTPFlow) -> str | None:
+    peer = flow.client_conn.peername
+    if not peer:
+        return None
+    host = f"[{peer[0]}]" if ":" in str(peer[0]) else str(peer[0])
+    return f"{host}:{peer[1]}"
+
+
+def _error_ts(flow: http.HTTPFlow) -> float:
+    return flow.error.timestamp if flow.error else time.time()
+
+
+def _length(message: http.Message | None) -> int | None:
+    if message is None or message.raw_content is None:
+        return None
+    return len(message.raw_content)
+
+
+def _body(resp: http.Response) -> bytes | None:
+    try:
+        return resp.get_content(strict=False)
+    except ValueError:
+        return resp.raw_content
+
+
+# ------------------------------------------------------------------------ addon
+
+
+class Recorder:
+    """The addon: options, the log file, pings from mitmproxy's log, loud failure."""
+
+    def __init__(self) -> None:
+        self.log: LogFile | None = None
+        self.recording: Recording | None = None
+        self._frames = _FrameLog(self)
+
+    def load(self, loader: Any) -> None:
+        loader.add_option("viteproxy_log", str, "viteproxy.jsonl",
+                          "Flight recorder: JSONL log of requests, handshakes and WebSocket messages; "
+                          "'-' for none.")
+        loader.add_option("viteproxy_payloads", str, "preview",
+                          "WebSocket payloads in the log: none, preview (first viteproxy_payload_max "
+                          "bytes) or full.", choices=["none", "preview", "full"])
+        loader.add_option("viteproxy_payload_max", int, 256, "Bytes of each payload kept by 'preview'.")
+        loader.add_option("viteproxy_redact", str, "",
+                          "More header and query parameter names whose values the log hides "
+                          "(comma separated), beside Authorization, Cookie, Set-Cookie, "
+                          "Proxy-Authorization and token-like parameters.")
+        loader.add_option("viteproxy_log_secrets", bool, False,
+                          "Write credentials to the log in clear (turns redaction off).")
+        loader.add_option("viteproxy_log_max_mb", int, 100,
+                          "Rotate the log when it would grow past this many MiB; 0 never rotates.")
+        loader.add_option("viteproxy_log_keep", int, 5, "Rotated logs to keep (log.1 is the newest).")
+        loader.add_option("viteproxy_keep_messages", int, 100,
+                          "WebSocket messages each flow keeps in memory once they are logged "
+                          "(for mitmweb); -1 keeps all (memory grows without bound).")
+
+    def configure(self, updated: set[str]) -> None:
+        if not any(name.startswith("viteproxy_") and name != "viteproxy_rules" for name in updated):
+            return
+        o = ctx.options
+        try:
+            policy = PayloadPolicy(o.viteproxy_payloads, o.viteproxy_payload_max)
+            if o.viteproxy_log_max_mb < 0:
+                raise ValueError(f"viteproxy_log_max_mb must be 0 or more, not {o.viteproxy_log_max_mb}")
+        except ValueError as e:
+            raise exceptions.OptionsError(f"viteproxy: {e}") from None
+        redact = Redactor.with_extra(parse_names(o.viteproxy_redact), enabled=not o.viteproxy_log_secrets)
+        if {"viteproxy_log", "viteproxy_log_max_mb", "viteproxy_log_keep"} & updated or self.log is None:
+            self._open_log(o.viteproxy_log, o.viteproxy_log_max_mb, o.viteproxy_log_keep)
+        old = self.recording
+        if self.log is None:
+            self.recording = None
+        else:
+            self.recording = Recording(self.log.write, policy=policy, redact=redact,
+                                       keep_messages=o.viteproxy_keep_messages,
+                                       on_write_error=self._write_failed)
+            if old is not None:  # open connections carry on in the new recording
+                self.recording.conns, self.recording.by_peer = old.conns, old.by_peer
+
+    def _open_log(self, path: str, max_mb: int, keep: int) -> None:
+        if self.log is not None:
+            self.log.close()
+            self.log = None
+        if path in ("", "-"):
+            return
+        try:
+            self.log = LogFile(Path(path).expanduser(), max_mb * 1024 * 1024, keep)
+        except (OSError, ValueError) as e:
+            raise exceptions.OptionsError(f"viteproxy: cannot write the log {path!r}: {e}") from None
+        logger.info("viteproxy: recording to %s", self.log.path)
+
+    def _write_failed(self, e: OSError) -> None:
+        # Like mitmproxy's own save addon: losing recorded traffic must crash
+        # visibly rather than let traffic through unrecorded. Not via logging:
+        # that may be what is broken, and a hook's exception would only be logged.
+        path = self.log.path if self.log else "?"
+        sys.stderr.write(f"viteproxy: cannot write the flight recorder log {path}: {e}; "
+                         "stopping the proxy.\n")
+        sys.stderr.flush()
+        sys.exit(1)
+
+    def running(self) -> None:
+        logging.getLogger("mitmproxy.proxy.server").addHandler(self._frames)
+
+    def done(self) -> None:
+        logging.getLogger("mitmproxy.proxy.server").removeHandler(self._frames)
+        if self.recording is not None:
+            self.recording.done()
+        if self.log is not None:
+            self.log.close()
+            self.log = None
+
+    # Hooks: thin forwards, so that an unconfigured or disabled recorder costs nothing.
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        if self.recording is not None:
+            self.recording.response(flow)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        if self.recording is not None:
+            self.recording.error(flow)
+
+    def websocket_start(self, flow: http.HTTPFlow) -> None:
+        if self.recording is not None:
+            self.recording.websocket_start(flow)
+
+    def websocket_message(self, flow: http.HTTPFlow) -> None:
+        if self.recording is not None:
+            self.recording.websocket_message(flow)
+
+    def websocket_end(self, flow: http.HTTPFlow) -> None:
+        if self.recording is not None:
+            self.recording.websocket_end(flow)
+
+
+class _FrameLog(logging.Handler):
+    """Pings, pongs and idle timeouts, which mitmproxy reports only in its log.
+
+    mitmproxy answers pings itself and has no hook for them; its proxy server
+    logs "Received WebSocket ping from client (payload: b'...')" with the
+    client's address in `record.client`, and "Closing connection due to
+    inactivity" when it cuts an idle connection. Matched by their fixed text
+    (the same in mitmproxy 11 and 12); anything else is ignored cheaply.
+    """
+
+    def __init__(self, recorder: Recorder) -> None:
+        super().__init__(logging.DEBUG)
+        self.recorder = recorder
+
+    def emit(self, record: logging.LogRecord) -> None:
+        msg = record.msg
+        if not isinstance(msg, str) or not (msg.startswith("Received WebSocket p") or
+                                            msg.startswith("Closing connection due to inactivity")):
+            return
+        recording = self.recorder.recording
+        conn = recording.by_peer.get(getattr(record, "client", None)) if recording else None
+        if recording is None or conn is None:
+            return
+        if msg.startswith("Closing"):
+            conn.closed_by_proxy = "idle timeout (mitmproxy's tcp_timeout)"
+            return
+        words = msg.split(" ", 5)  # Received WebSocket ping from client (payload: b'..')
+        kind, side = words[2], words[4]
+        if kind not in ("ping", "pong"):
+            return
+        try:
+            payload = ast.literal_eval(msg.split("(payload: ", 1)[1][:-1])
+        except (IndexError, ValueError, SyntaxError):
+            payload = b""
+        recording.frame(conn, kind, side == "client", payload if isinstance(payload, bytes) else b"")
