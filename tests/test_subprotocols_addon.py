@@ -73,13 +73,14 @@ def test_repair_clears_a_mismatch_judged_on_the_unrepaired_101(addons):
     assert f.comment.endswith("\n[/ws] /ws/x => http://127.0.0.1:3001/ws/x")
 
 
-def test_a_mismatch_keeps_an_earlier_diagnosis(addons):
+def test_a_mismatch_replaces_an_earlier_warning(addons):
+    # One policy for every addon (proxy.record_diagnosis): an error replaces a
+    # warning, a warning never replaces an error.
     router, sp = addons
     f = _handshake(router, sp, None)
-    earlier = {"code": "SOMETHING_ELSE"}
-    f.metadata["viteproxy"]["diagnosis"] = earlier
+    f.metadata["viteproxy"]["diagnosis"] = {"code": "HMR_CAPTURED", "severity": "warning"}
     _answer(sp, f, "bogus")
-    assert f.metadata["viteproxy"]["diagnosis"] is earlier
+    assert f.metadata["viteproxy"]["diagnosis"]["code"] == "SUBPROTOCOL_MISMATCH"
     assert f.marked
     assert "SUBPROTOCOL_MISMATCH" in f.comment
     assert f.response is not None and f.response.headers["sec-websocket-protocol"] == "bogus"

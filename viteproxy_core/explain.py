@@ -55,7 +55,7 @@ from .diagnosis import (
     upstream_error,
 )
 from .netcheck import fmt_addr, other_loopback, port_holder, unprivileged_port_start
-from .proxy import META, Router
+from .proxy import META, Router, record_diagnosis
 from .routing import Miss, Route, is_websocket_upgrade, offered_subprotocols, route
 
 __all__ = ["Explainer", "DEFAULT_CONNECT_TIMEOUT_S"]
@@ -337,17 +337,7 @@ class Explainer:
     # ------------------------------------------------------------ output
 
     def _record(self, flow: http.HTTPFlow, diag: Diagnosis) -> None:
-        meta = flow.metadata.setdefault(META, {})
-        existing = meta.get("diagnosis")
-        if existing and existing.get("severity") != "warning" and diag.severity == "warning":
-            return
-        # The JSONL recorder (issue 3) copies meta["diagnosis"] into its line.
-        meta["diagnosis"] = diag.to_dict()
-        route_comment = flow.comment.split("\n")[-1] if flow.comment else ""
-        flow.comment = f"{diag.code}: {diag.summary}\nFix: {diag.fix}\n{route_comment}".rstrip()
-        flow.marked = ":warning:"
-        log = logger.warning if diag.severity == "warning" else logger.error
-        log("viteproxy: %s %s: %s Fix: %s", diag.code, flow.request.path, diag.summary, diag.fix)
+        record_diagnosis(flow, diag)
 
 
 _ADDR_RE = re.compile(r"\('([0-9a-fA-F:.]+)', (\d+)")

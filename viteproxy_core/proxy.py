@@ -23,7 +23,7 @@ from .config import Config, ConfigError, load_config
 from .diagnosis import Diagnosis, no_rule, render
 from .routing import Miss, Route, is_websocket_upgrade, route, upstream_headers
 
-__all__ = ["Router", "META"]
+__all__ = ["Router", "META", "record_diagnosis"]
 
 logger = logging.getLogger("viteproxy")
 
@@ -36,6 +36,24 @@ STREAM_OVER = 1024 * 1024
 # until the backend ends the response.
 STREAMING_TYPES = ("text/event-stream", "application/x-ndjson", "application/jsonl",
                    "application/stream+json", "multipart/x-mixed-replace")
+
+
+def record_diagnosis(flow: http.HTTPFlow, diag: Diagnosis) -> None:
+    """Attach a diagnosis to a flow: metadata (the recorder logs it), comment, mark, log.
+
+    A warning never replaces an error already recorded for the flow.
+    """
+    meta = flow.metadata.setdefault(META, {})
+    existing = meta.get("diagnosis")
+    if existing and existing.get("severity") != "warning" and diag.severity == "warning":
+        return
+    meta["diagnosis"] = diag.to_dict()
+    # The Router's route line stays the comment's last line.
+    route_comment = flow.comment.split("\n")[-1] if flow.comment else ""
+    flow.comment = f"{diag.code}: {diag.summary}\nFix: {diag.fix}\n{route_comment}".rstrip()
+    flow.marked = ":warning:"
+    log = logger.warning if diag.severity == "warning" else logger.error
+    log("viteproxy: %s %s: %s Fix: %s", diag.code, flow.request.path, diag.summary, diag.fix)
 
 
 class Router:

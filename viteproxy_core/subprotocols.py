@@ -15,7 +15,7 @@ from typing import Any
 from mitmproxy import ctx, http
 
 from .negotiation import CODE, negotiate, parse_protocols, upstream_offer
-from .proxy import META, Router
+from .proxy import META, Router, record_diagnosis
 
 __all__ = ["Subprotocols"]
 
@@ -89,6 +89,4 @@ class Subprotocols:
             logger.info("viteproxy: %s (%s)", outcome.note, flow.request.path)
             return
         assert outcome.diagnosis is not None
-        meta.setdefault("diagnosis", outcome.diagnosis.to_dict())
-        flow.marked = ":warning:"
-        logger.warning("viteproxy: %s", outcome.diagnosis.one_line())
+        record_diagnosis(flow, outcome.diagnosis)
