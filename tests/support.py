@@ -113,6 +113,9 @@ class Behaviour:
     require_prefix: str | None = None  # 404 any request whose path lacks this prefix
     http_status: int = 200
     pages: dict[str, str] = field(default_factory=dict)  # path -> HTML served instead of the echo
+    # Answer handshakes with this Sec-WebSocket-Protocol whatever was offered
+    # ("" sends none): a server that breaks RFC 6455's subprotocol rule.
+    ws_force_protocol: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -135,6 +138,7 @@ class Backend:
         self._ssl = ssl_context
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
+        app.on_response_prepare.append(self._force_protocol)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         self.port = loop.run(self._start(port))
 
@@ -181,6 +185,15 @@ class Backend:
         if b.reject_status is not None:
             return web.Response(status=b.reject_status, text="handshake rejected by test backend\n")
         return await self._websocket(request)
+
+    async def _force_protocol(self, request: web.Request, response: web.StreamResponse) -> None:
+        forced = self.behaviour.ws_force_protocol
+        if forced is None or response.status != 101:
+            return
+        if forced:
+            response.headers["Sec-WebSocket-Protocol"] = forced
+        else:
+            response.headers.popall("Sec-WebSocket-Protocol", None)
 
     async def _websocket(self, request: web.Request) -> web.StreamResponse:
         b = self.behaviour
@@ -297,6 +310,24 @@ def http_request(port: int, method: str, path: str, *, headers: dict[str, str] |
         return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
     finally:
         conn.close()
+
+
+PROBE = ROOT / "tests" / "flowprobe.py"
+
+
+def probe_args(workdir: Path) -> tuple[str, ...]:
+    """mitmdump arguments that load tests/flowprobe.py, writing to workdir/probe.jsonl."""
+    return ("-s", str(PROBE), "--set", f"probe_file={workdir / 'probe.jsonl'}")
+
+
+def probed_flows(workdir: Path) -> list[dict[str, Any]]:
+    """The finished flows tests/flowprobe.py has written so far (see probe_args)."""
+    path = workdir / "probe.jsonl"
+    if not path.exists():
+        return []
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    # a line still being written has no newline yet
+    return [json.loads(line) for line in lines if line.endswith("\n")]
 
 
 def echo_json(data: bytes) -> dict[str, Any]:

@@ -1,0 +1,92 @@
+"""Subprotocol negotiation across the proxy: the pure decisions."""
+
+from __future__ import annotations
+
+import pytest
+
+from viteproxy_core.config import Subprotocols
+from viteproxy_core.negotiation import negotiate, parse_protocols, upstream_offer
+
+
+def test_parse_protocols_splits_and_trims():
+    assert parse_protocols(" graphql-ws ,chat,, ") == ("graphql-ws", "chat")
+    assert parse_protocols(None) == ()
+    assert parse_protocols("") == ()
+
+
+@pytest.mark.parametrize(("offered", "spec", "expected"), [
+    ((), Subprotocols("append", ("echo.v1",)), ("echo.v1",)),
+    (("chat",), Subprotocols("append", ("echo.v1",)), ("chat", "echo.v1")),
+    # the client's own offer stays first (its preference order) and once
+    (("echo.v1", "chat"), Subprotocols("append", ("chat", "x")), ("echo.v1", "chat", "x")),
+    (("chat",), Subprotocols("replace", ("echo.v1", "echo.v2")), ("echo.v1", "echo.v2")),
+    ((), Subprotocols("replace", ("a", "a")), ("a",)),
+])
+def test_upstream_offer(offered, spec, expected):
+    assert upstream_offer(offered, spec) == expected
+
+
+@pytest.mark.parametrize(("offered", "sent", "chosen"), [
+    ((), (), None),  # nobody speaks of subprotocols
+    (("chat",), ("chat", "echo.v1"), "chat"),  # the server took the client's own
+    (("chat", "echo.v1"), ("chat", "echo.v1"), "echo.v1"),  # also offered by the client
+    (("chat",), ("echo.v1",), "chat"),  # odd (replaced, yet chosen) but valid for the client
+])
+def test_valid_answers_are_kept(offered, sent, chosen):
+    out = negotiate(offered, sent, chosen)
+    assert out.action == "keep"
+    assert out.client == chosen
+    assert out.diagnosis is None
+
+
+def test_injected_choice_is_answered_with_the_clients_first_offer():
+    out = negotiate(("chat", "chat.v2"), ("chat", "chat.v2", "echo.v1"), "echo.v1")
+    assert (out.action, out.upstream, out.client) == ("repair", "echo.v1", "chat")
+    assert out.injected == ("echo.v1",)
+    assert "repaired" in out.note and "'echo.v1'" in out.note
+
+
+def test_injected_choice_without_client_offer_removes_the_header():
+    out = negotiate((), ("echo.v1",), "echo.v1")
+    assert (out.action, out.upstream, out.client) == ("repair", "echo.v1", None)
+    assert "(none)" in out.note
+
+
+def test_replaced_offer_is_repaired_to_the_clients_protocol():
+    out = negotiate(("graphql-ws",), ("graphql-transport-ws",), "graphql-transport-ws")
+    assert (out.action, out.client) == ("repair", "graphql-ws")
+
+
+def test_repair_off_reports_the_mismatch_the_client_will_see():
+    out = negotiate(("chat",), ("chat", "echo.v1"), "echo.v1", repair=False, rule="/ws",
+                    upstream_url="http://127.0.0.1:1/ws")
+    assert out.action == "mismatch"
+    assert out.client == "echo.v1"  # passed on as the server said it
+    assert out.diagnosis is not None
+    d = out.diagnosis.to_dict()
+    assert d["code"] == "SUBPROTOCOL_MISMATCH"
+    assert d["rule"] == "/ws" and d["upstream"] == "http://127.0.0.1:1/ws"
+    assert "viteproxy_subprotocol_repair" in d["fix"]
+    assert d["facts"] == {"offered": "chat", "injected": "echo.v1", "chosen": "echo.v1"}
+
+
+@pytest.mark.parametrize(("offered", "sent", "chosen", "words"), [
+    # nobody offered it: nothing the proxy did explains it
+    (("chat",), ("chat",), "bogus", "nobody offered"),
+    (("chat",), ("chat", "echo.v1"), "bogus", "the proxy added 'echo.v1'"),
+    ((), (), "bogus", "nobody offered"),
+    # offered protocols, none chosen: browsers fail it
+    (("chat",), ("chat",), None, "without choosing any"),
+    (("chat",), ("chat",), "", "without choosing any"),
+    (("chat",), ("echo.v1",), None, "the proxy offered the server 'echo.v1'"),
+    # a list is not a choice
+    (("a", "b"), ("a", "b"), "a, b", "several"),
+])
+def test_unrepairable_answers_are_mismatches(offered, sent, chosen, words):
+    out = negotiate(offered, sent, chosen)
+    assert out.action == "mismatch"
+    assert out.diagnosis is not None and out.diagnosis.code == "SUBPROTOCOL_MISMATCH"
+    assert words in out.diagnosis.summary
+    # the 101 is left as the server sent it
+    assert out.client == out.upstream == ((chosen or "").strip() or None)
+    assert out.note.startswith("SUBPROTOCOL_MISMATCH: ")

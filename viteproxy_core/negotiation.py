@@ -1,0 +1,160 @@
+"""Subprotocol negotiation across the proxy: what to offer upstream, what to answer the client.
+
+A rule's `subprotocols:` puts values into the upstream handshake that the
+client may never have offered. RFC 6455 §4.1 makes the client fail the
+connection when the 101's `Sec-WebSocket-Protocol` "indicates the use of a
+subprotocol that was not present in the client's handshake", and browsers also
+fail when they offered protocols and the 101 names none ("Sent non-empty
+'Sec-WebSocket-Protocol' header but no response was received" in Chromium).
+So the answer the client gets must be repaired whenever the server's choice is
+one only the proxy offered.
+
+What "repair" means, for client offer C, injected values I (offered upstream,
+not by the client) and the server's choice S:
+
+- S is in C, or S is absent and C is empty: already valid, left alone.
+- S is in I: the server took the protocol the rule stands in for. The client
+  is answered with its own first (most preferred, §4.1 orders the header by
+  preference) offer, or with no header when it offered none.
+- S is absent while C is not: the server speaks no subprotocol. Naming one of
+  C would claim an agreement the server never made, so it is a mismatch.
+- S is in neither C nor I (nobody offered it), or S is a list: a server bug
+  the proxy cannot explain away: a mismatch, reported, the 101 left as it is.
+
+Pure: no mitmproxy here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from .config import Subprotocols
+from .diagnosis import Diagnosis
+
+__all__ = ["Outcome", "negotiate", "parse_protocols", "upstream_offer"]
+
+CODE = "SUBPROTOCOL_MISMATCH"
+
+
+def parse_protocols(value: str | None) -> tuple[str, ...]:
+    """The comma-separated protocol names of a Sec-WebSocket-Protocol header value."""
+    return tuple(p.strip() for p in (value or "").split(",") if p.strip())
+
+
+def upstream_offer(offered: tuple[str, ...], spec: Subprotocols) -> tuple[str, ...]:
+    """The protocols to send upstream: the client's offer with the rule's values
+    appended (each once, after the client's own so the client's preference order
+    stays first), or the rule's values alone in `replace` mode."""
+    if spec.mode == "replace":
+        return tuple(dict.fromkeys(spec.values))
+    return tuple(dict.fromkeys((*offered, *spec.values)))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What to do with the 101 for the client.
+
+    `action` is `keep` (valid as it is), `repair` (set the client's header to
+    `client`, or remove it when `client` is None) or `mismatch` (the client
+    will fail the connection and the proxy cannot help; `diagnosis` says why).
+    """
+
+    action: Literal["keep", "repair", "mismatch"]
+    upstream: str | None  # what the server chose, None for no header
+    client: str | None  # what the client is (to be) answered
+    offered: tuple[str, ...] = ()  # by the client
+    injected: tuple[str, ...] = ()  # offered upstream by the proxy only
+    diagnosis: Diagnosis | None = field(default=None, compare=False)
+
+    @property
+    def note(self) -> str:
+        """One line for the flow comment."""
+        shown = self.client if self.client is not None else "(none)"
+        if self.action == "repair":
+            return f"subprotocol repaired: upstream chose {self.upstream!r}, client answered {shown}"
+        if self.action == "mismatch" and self.diagnosis is not None:
+            return f"{CODE}: {self.diagnosis.summary}"
+        return f"subprotocol: {shown}"
+
+
+def negotiate(
+    offered: tuple[str, ...],
+    sent_upstream: tuple[str, ...],
+    chosen: str | None,
+    *,
+    repair: bool = True,
+    rule: str | None = None,
+    upstream_url: str | None = None,
+) -> Outcome:
+    """Decide the client's answer to a 101 whose Sec-WebSocket-Protocol is `chosen`.
+
+    `offered` is the client's own offer, `sent_upstream` what the proxy offered
+    the server (equal to `offered` when the rule injects nothing). With
+    `repair` false the decision is the same but a repairable answer is reported
+    as the mismatch the client will then see.
+    """
+    chosen = (chosen or "").strip() or None
+    injected = tuple(p for p in sent_upstream if p not in offered)
+    keep = Outcome("keep", chosen, chosen, offered, injected)
+    if chosen is None:
+        if not offered:
+            return keep
+        return _mismatch(
+            keep,
+            f"the client offered {_list(offered)}"
+            + (f" (the proxy offered the server {_list(sent_upstream)})"
+               if sent_upstream != offered else "")
+            + " and the server accepted without choosing any; browsers fail such a handshake.",
+            "make the backend select one of the offered protocols (Sec-WebSocket-Protocol in its "
+            "101), or stop the client from offering protocols the backend does not speak.",
+            rule, upstream_url,
+        )
+    if chosen in offered:
+        return keep
+    listed = parse_protocols(chosen)
+    if len(listed) > 1:
+        return _mismatch(
+            keep,
+            f"the server named several subprotocols ({chosen!r}) in its 101; it must choose one.",
+            "fix the backend to answer with exactly one of the offered protocols.",
+            rule, upstream_url,
+        )
+    if chosen in injected:
+        client = offered[0] if offered else None
+        if repair:
+            return Outcome("repair", chosen, client, offered, injected)
+        return _mismatch(
+            Outcome("mismatch", chosen, chosen, offered, injected),
+            f"the server chose {chosen!r}, which the proxy injected and the client never offered "
+            f"(it offered {_list(offered)}), and the repair is off, so the client fails the "
+            "connection.",
+            "turn the repair back on (--set viteproxy_subprotocol_repair=true).",
+            rule, upstream_url,
+        )
+    return _mismatch(
+        keep,
+        f"the server chose {chosen!r}, which nobody offered (the client offered {_list(offered)}"
+        + (f", the proxy added {_list(injected)}" if injected else "")
+        + "); the client fails the connection (RFC 6455 §4.1).",
+        f"make the backend choose one of {_list(sent_upstream)}, or add {chosen!r} to the rule's "
+        "subprotocols if the backend requires it.",
+        rule, upstream_url,
+    )
+
+
+def _mismatch(base: Outcome, summary: str, fix: str, rule: str | None,
+              upstream_url: str | None) -> Outcome:
+    diag = Diagnosis(
+        CODE, 101, f"Subprotocol mismatch: {summary}", fix, rule=rule, upstream=upstream_url,
+        facts=(
+            ("offered", ", ".join(base.offered) or "(none)"),
+            ("injected", ", ".join(base.injected) or "(none)"),
+            ("chosen", base.upstream or "(none)"),
+        ),
+    )
+    return Outcome("mismatch", base.upstream, base.client, base.offered, base.injected, diag)
+
+
+def _list(protocols: tuple[str, ...]) -> str:
+    return ", ".join(repr(p) for p in protocols) if protocols else "none"
