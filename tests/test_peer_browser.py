@@ -58,6 +58,8 @@ Promise.all([
   probe('plain', '/plain', []),
   probe('offered', '/plain', ['echo.v1']),
   probe('injected', '/inj', []),
+  probe('appended', '/inj', ['app.v1']),
+  probe('replaced', '/swap', ['app.v1']),
 ]).then(() => { window.done = true; });
 </script></body></html>
 """
@@ -79,8 +81,10 @@ def subprotocol_proxy(tmp: Path, backends: tuple[Backend, Backend], repair: bool
     rules = {
         "proxy": {
             "/plain": {"target": echo.url, "ws": True},
-            # Injected upstream; the browser offers nothing on /inj.
+            # Injected upstream: token.v1 is added to (append) or replaces what the page offers.
             "/inj": {"target": strict.url, "ws": True, "subprotocols": ["token.v1"]},
+            "/swap": {"target": strict.url, "ws": True,
+                      "subprotocols": {"mode": "replace", "values": ["token.v1"]}},
         },
         "fallback": echo.url,
     }
@@ -107,8 +111,13 @@ def assert_controls(results: dict[str, dict[str, Any]]) -> None:
     assert results["offered"]["protocol"] == "echo.v1" and results["offered"]["echo"] == "hello from offered"
 
 
-def injected_handshakes(strict: Backend) -> list[str | None]:
-    return [s.headers.get("Sec-WebSocket-Protocol") for s in strict.seen if s.websocket]
+def injected_handshakes(strict: Backend) -> list[tuple[str, str | None]]:
+    """(path, Sec-WebSocket-Protocol) of each handshake the backend got, in a stable order."""
+    return sorted((s.path, s.headers.get("Sec-WebSocket-Protocol")) for s in strict.seen if s.websocket)
+
+
+# The page offered nothing, app.v1 (append) and app.v1 (replace); the backend got token.v1 each time.
+INJECTED = [("/inj", "app.v1, token.v1"), ("/inj", "token.v1"), ("/swap", "token.v1")]
 
 
 def test_injected_subprotocol_stays_open_in_browser(
@@ -121,12 +130,13 @@ def test_injected_subprotocol_stays_open_in_browser(
     finally:
         proxy.stop()
     assert_controls(results)
-    # The backend got the injected protocol (and chose it); the browser, which offered
-    # none, saw a 101 without one, opened, echoed and closed cleanly.
-    assert injected_handshakes(strict) == ["token.v1"]
-    assert results["injected"] == {
-        "offered": [], "opened": True, "protocol": "", "echo": "hello from injected", "openAfterEcho": True,
-        "error": False, "closeCode": 1000, "wasClean": True}
+    # The backend got the injected protocol and chose it; the browser saw a 101 naming
+    # what it offered itself (or none), opened, echoed and closed cleanly.
+    assert injected_handshakes(strict) == INJECTED
+    for name, protocol in (("injected", ""), ("appended", "app.v1"), ("replaced", "app.v1")):
+        assert results[name] | {"offered": None} == {
+            "offered": None, "opened": True, "protocol": protocol, "echo": f"hello from {name}",
+            "openAfterEcho": True, "error": False, "closeCode": 1000, "wasClean": True}, (name, results[name])
     assert not any("WebSocket" in line for line in console), console
 
 
@@ -141,12 +151,13 @@ def test_without_repair_browser_rejects_injected_subprotocol(
         proxy.stop()
     assert_controls(results)
     # Same injection, same backend answer; unrepaired, the browser fails the connection.
-    assert injected_handshakes(strict) == ["token.v1"]
-    injected = results["injected"]
-    assert (injected["opened"], injected["error"], injected["closeCode"], injected["echo"]) == (
-        False, True, 1006, None), injected
+    assert injected_handshakes(strict) == INJECTED
+    for name in ("injected", "appended", "replaced"):
+        r = results[name]
+        assert (r["opened"], r["error"], r["closeCode"], r["echo"]) == (False, True, 1006, None), (name, r)
     # Chromium says why: the 101 names a protocol the page never offered.
-    assert any("Error during WebSocket handshake" in line and "token.v1" in line for line in console), console
+    refusals = [line for line in console if "Error during WebSocket handshake" in line and "token.v1" in line]
+    assert len(refusals) == 3, console
 
 
 def demo_rules(api: int, ws: int, page: int) -> tuple[str, dict[int, int]]:
