@@ -355,7 +355,7 @@ def chromium_path() -> str:
     """Debian's Chromium (VITEPROXY_CHROMIUM overrides), or skip the test saying how to get it."""
     exe = os.environ.get("VITEPROXY_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
     if not os.access(exe, os.X_OK):
-        pytest.skip(f"chromium is not installed: {PEERS_HINT} (as root it apt-get installs chromium)")
+        pytest.skip(f"no chromium at {exe}: {PEERS_HINT} (as root it apt-get installs chromium)")
     return exe
 
 
