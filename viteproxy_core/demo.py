@@ -57,7 +57,9 @@ ws.onopen = () => {
   tick();
 };
 ws.onmessage = (e) => { log('echo: ' + e.data); window.__echoes = (window.__echoes || 0) + 1; };
-ws.onclose = (e) => { const el = document.getElementById('ws'); el.textContent = 'closed ' + e.code; el.className = 'bad'; };
+ws.onclose = (e) => {
+  const el = document.getElementById('ws'); el.textContent = 'closed ' + e.code; el.className = 'bad';
+};
 </script></body></html>
 """
 

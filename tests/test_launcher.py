@@ -1,0 +1,64 @@
+"""scripts/viteproxy's lean master: same routing as mitmdump, no default listener."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import yaml
+from websockets.sync.client import connect
+
+from support import ROOT, echo_json, free_port, http_request, port_open, wait_until
+
+
+def _launch(tmp_path, rules: dict, *args: str) -> tuple[subprocess.Popen, int, object]:
+    port = free_port()
+    rules = {**rules, "server": {"port": port}}
+    path = tmp_path / "rules.yaml"
+    path.write_text(yaml.safe_dump(rules))
+    out = open(tmp_path / "launcher.out", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "viteproxy_core.launcher", "--rules", str(path), *args],
+        cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+    )
+
+    def up() -> bool:
+        assert proc.poll() is None, (tmp_path / "launcher.out").read_text()
+        return port_open("127.0.0.1", port)
+
+    wait_until(up, 30, "the launcher to listen")
+    return proc, port, out
+
+
+def test_launcher_routes_http_and_websocket_without_default_listener(tmp_path, backend_factory):
+    api, ws = backend_factory(), backend_factory()
+    proc, port, out = _launch(tmp_path, {"proxy": {
+        "/api": {"target": api.url, "rewrite": {"^/api": ""}},
+        "/ws": {"target": ws.url, "ws": True},
+    }})
+    try:
+        status, _, body = http_request(port, "GET", "/api/x?y=1")
+        assert status == 200 and echo_json(body)["path"] == "/x?y=1"
+        with connect(f"ws://127.0.0.1:{port}/ws/e") as c:
+            c.send(b"\x00\x01binary")
+            assert c.recv(timeout=10) == b"\x00\x01binary"
+    finally:
+        proc.terminate()
+        proc.wait(15)
+        out.close()
+    log = (tmp_path / "launcher.out").read_text()
+    assert "reverse proxy to" in log
+    # mitmproxy's default regular listener (*:8080) is never started.
+    assert "HTTP(S) proxy listening" not in log
+    assert proc.returncode == 0
+
+
+def test_launcher_rejects_broken_rules_without_traceback(tmp_path):
+    path = tmp_path / "rules.yaml"
+    path.write_text("proxy:\n  /api:\n    target: localhost:8090\n")
+    r = subprocess.run([sys.executable, "-m", "viteproxy_core.launcher", "--rules", str(path)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1
+    assert "rules.yaml:3: proxy./api.target" in r.stderr
+    assert "TARGET_NO_SCHEME" in r.stderr
+    assert "Traceback" not in r.stderr + r.stdout

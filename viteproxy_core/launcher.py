@@ -1,0 +1,105 @@
+"""`scripts/viteproxy`: the proxy on a lean mitmproxy Master instead of mitmdump.
+
+mitmdump loads ~35 addons, and mitmproxy calls every addon for every event
+whether or not it has the hook; a Master with only what a reverse dev proxy
+needs (proxyserver, nextlayer, tlsconfig, core, errorcheck) does the same work
+with far fewer calls per WebSocket message. Its options are settled before the
+servers start, so it never opens mitmproxy's default *:8080 listener, which
+mitmdump 12 does for a moment before a `-s` script can replace it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from mitmproxy import exceptions, master, options
+from mitmproxy.addons import core, dumper, errorcheck, next_layer, proxyserver, save, tlsconfig
+
+from .addons import make_addons
+from .config import ConfigError, load_config
+
+__all__ = ["LeanMaster", "main"]
+
+
+class LeanMaster(master.Master):
+    def __init__(self, opts: options.Options, *, show_flows: bool = False, save_to: str | None = None) -> None:
+        super().__init__(opts, with_termlog=True)
+        self.addons.add(
+            core.Core(),
+            proxyserver.Proxyserver(),
+            next_layer.NextLayer(),
+            tlsconfig.TlsConfig(),
+            errorcheck.ErrorCheck(),
+        )
+        if show_flows:
+            self.addons.add(dumper.Dumper())
+        if save_to:
+            self.addons.add(save.Save())
+        self.addons.add(*make_addons())
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="scripts/viteproxy",
+        description="Run viteproxy on a lean mitmproxy master (same rules and options as "
+                    "`mitmdump -s addons/viteproxy.py`).",
+    )
+    p.add_argument("--rules", default="rules.yaml", help="rules file (default: ./rules.yaml)")
+    p.add_argument("-p", "--port", type=int, help="listen port (overrides server.port)")
+    p.add_argument("--listen-host", help="listen address (overrides server.host)")
+    p.add_argument("-v", "--show-flows", action="store_true", help="print each flow, as mitmdump does")
+    p.add_argument("-w", "--save", metavar="FILE", help="also save flows to a .mitm file")
+    p.add_argument("--set", dest="setoptions", action="append", default=[], metavar="option=value",
+                   help="set any mitmproxy or viteproxy option")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    return asyncio.run(_run(args))
+
+
+async def _run(args: Any) -> int:
+    logging.getLogger().setLevel(logging.DEBUG)
+    for noisy in ("asyncio", "hpack", "quic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Checked here first: an OptionsError from configure inside opts.update makes
+    # mitmproxy roll back to the default path and report *that* file instead.
+    try:
+        load_config(args.rules)
+    except ConfigError as e:
+        print(f"viteproxy: cannot use the rules file\n{e}", file=sys.stderr)
+        return 1
+    opts = options.Options()
+    try:
+        m = LeanMaster(opts, show_flows=args.show_flows, save_to=args.save)
+        # Set after the addons are in the chain: that is when mitmproxy calls
+        # their configure hooks, and where an OptionsError reaches us.
+        updates: dict[str, Any] = {"viteproxy_rules": args.rules}
+        if args.save:
+            updates["save_stream_file"] = args.save
+        if args.port is not None:
+            updates["listen_port"] = args.port
+        if args.listen_host is not None:
+            updates["listen_host"] = args.listen_host
+        opts.update(**updates)
+        if args.setoptions:
+            opts.set(*args.setoptions)
+    except exceptions.OptionsError as e:
+        print(f"viteproxy: {e}", file=sys.stderr)
+        return 1
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, m.shutdown)
+    await m.run()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
