@@ -312,6 +312,79 @@ def http_request(port: int, method: str, path: str, *, headers: dict[str, str] |
         conn.close()
 
 
+class JsonLinesPeer:
+    """A subprocess driven by JSON lines on stdin that reports JSON lines on stdout.
+
+    Used for peers in other languages (tests/peers/*.mjs). Events are kept in
+    arrival order; `wait_for` waits on one with a deadline.
+    """
+
+    def __init__(self, argv: list[str], *, cwd: Path | None = None) -> None:
+        self.argv = argv
+        self.events: list[dict[str, Any]] = []
+        self.stderr: list[str] = []
+        self._lock = threading.Lock()
+        self._eof = threading.Event()
+        self.proc = subprocess.Popen(
+            argv, cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, bufsize=1,
+        )
+        threading.Thread(target=self._read_stdout, daemon=True).start()
+        threading.Thread(target=self._read_stderr, daemon=True).start()
+
+    def _read_stdout(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                event = {"event": "garbage", "line": line}
+            with self._lock:
+                self.events.append(event)
+        self._eof.set()
+
+    def _read_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.stderr.append(line)
+
+    def send(self, **command: Any) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(command) + "\n")
+        self.proc.stdin.flush()
+
+    def find(self, event: str, **fields: Any) -> list[dict[str, Any]]:
+        with self._lock:
+            return [e for e in self.events
+                    if e.get("event") == event and all(e.get(k) == v for k, v in fields.items())]
+
+    def wait_for(self, event: str, timeout: float = 15, **fields: Any) -> dict[str, Any]:
+        """The first event named `event` whose fields equal `fields`, once it has arrived."""
+        def found() -> dict[str, Any] | None:
+            hits = self.find(event, **fields)
+            if hits:
+                return hits[0]
+            if self._eof.is_set() and not self.find(event, **fields):
+                raise AssertionError(f"the peer closed its output (exit status {self.proc.poll()})")
+            return None
+
+        try:
+            return wait_until(found, timeout, f"{event} {fields}")
+        except AssertionError as e:
+            stderr = "".join(self.stderr)
+            raise AssertionError(f"{e}\nevents so far: {self.events}\nstderr: {stderr}") from None
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
 PROBE = ROOT / "tests" / "flowprobe.py"
 
 
