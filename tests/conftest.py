@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from support import CHROMIUM_ARGS, Backend, LoopThread, Proxy, chromium_path
+from support import CHROMIUM_ARGS, Backend, LoopThread, Proxy, chromium_path, listening_addresses, wait_until
 
 
 @pytest.fixture(scope="session")
@@ -75,3 +76,24 @@ def page(browser: Any) -> Iterator[Any]:
     page = context.new_page()
     yield page
     context.close()
+
+
+@pytest.fixture
+def port_8080_busy() -> Iterator[None]:
+    """Hold 127.0.0.1:8080, mitmproxy's default port, unless something already does."""
+
+    def grab() -> socket.socket | str | None:
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", 8080))
+            s.listen()
+            return s
+        except OSError:
+            s.close()
+            # Someone else's: fine while it listens (it may be between two tests).
+            return "busy" if listening_addresses(8080) else None
+
+    held = wait_until(grab, 10, "8080 to be either bindable or busy")
+    yield
+    if isinstance(held, socket.socket):
+        held.close()

@@ -75,6 +75,27 @@ def port_open(host: str, port: int) -> bool:
         return False
 
 
+def listening_addresses(port: int) -> list[str]:
+    """Local addresses (hex, as the kernel writes them) listening on TCP `port`.
+
+    Read from /proc/net/tcp{,6}, so a test can see where a process listens
+    without sending traffic anywhere: "0100007F" is 127.0.0.1, "00000000" all
+    IPv4 interfaces.
+    """
+    found = []
+    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            address, port_hex = fields[1].split(":")
+            if fields[3] == "0A" and int(port_hex, 16) == port and len(address) == width:
+                found.append(address)
+    return found
+
+
 class LoopThread:
     """An asyncio event loop in a daemon thread, for servers living beside sync tests."""
 
@@ -126,6 +147,11 @@ class Backend:
     sha256. WebSocket messages are echoed; the text message `close:CODE:REASON`
     makes the server close with that code, `abort` makes it drop the TCP
     connection without a close frame.
+
+    `arrived` lists each request's path as soon as its headers are in, before
+    its body is read (to see a body being streamed). A request that accepts
+    `text/event-stream` gets an SSE response: event `first` at once, event
+    `last` only after the test sets `release_sse`.
     """
 
     def __init__(self, loop: LoopThread, host: str = "127.0.0.1", port: int = 0,
@@ -135,6 +161,8 @@ class Backend:
         self.behaviour = Behaviour()
         self.seen: list[Seen] = []
         self.ws_messages: list[tuple[str, str | bytes]] = []
+        self.arrived: list[str] = []
+        self.release_sse = threading.Event()
         self._ssl = ssl_context
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
@@ -164,7 +192,10 @@ class Backend:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         b = self.behaviour
+        self.arrived.append(request.path_qs)
         is_ws = request.headers.get("Upgrade", "").lower() == "websocket"
+        if request.headers.get("Accept") == "text/event-stream":
+            return await self._sse(request)
         body = b"" if is_ws else await request.read()
         self.seen.append(Seen(
             request.method, request.path_qs, dict(request.headers), len(body),
@@ -194,6 +225,17 @@ class Backend:
             response.headers["Sec-WebSocket-Protocol"] = forced
         else:
             response.headers.popall("Sec-WebSocket-Protocol", None)
+
+    async def _sse(self, request: web.Request) -> web.StreamResponse:
+        self.seen.append(Seen(request.method, request.path_qs, dict(request.headers)))
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await resp.prepare(request)
+        await resp.write(b"data: first\n\n")
+        released = await asyncio.get_running_loop().run_in_executor(None, self.release_sse.wait, 30)
+        self.release_sse.clear()
+        await resp.write(b"data: last\n\n" if released else b"data: timeout\n\n")
+        await resp.write_eof()
+        return resp
 
     async def _websocket(self, request: web.Request) -> web.StreamResponse:
         b = self.behaviour
@@ -288,7 +330,8 @@ class Proxy:
         self._out.close()
 
 
-def run_mitmdump(workdir: Path, args: tuple[str, ...] = (), timeout: float = 30) -> subprocess.CompletedProcess[str]:
+def run_mitmdump(workdir: Path, args: tuple[str, ...] = (),
+                 timeout: float = 30) -> subprocess.CompletedProcess[str]:
     """Run mitmdump to completion (for startup errors): output is stdout+stderr."""
     return subprocess.run(
         [str(MITMDUMP), "-s", str(ENTRY), *args], cwd=workdir, capture_output=True, text=True,

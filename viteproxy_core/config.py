@@ -269,7 +269,7 @@ class _Reader:
             return v
         hint = None
         if isinstance(v, str) and v.lower() in ("true", "false", "yes", "no", "on", "off"):
-            hint = f"write {v.lower() in ('true', 'yes', 'on')} without quotes"
+            hint = f"write {'true' if v.lower() in ('true', 'yes', 'on') else 'false'} without quotes"
         self.issue("INVALID_TYPE", node, key, f"expected true or false, got {v!r}", hint)
         return None
 
@@ -292,6 +292,10 @@ def parse_config(text: str, file: str = "rules.yaml") -> Config:
         mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
         problem = getattr(e, "problem", None) or str(e)
         context = getattr(e, "context", None)
+        context_mark = getattr(e, "context_mark", None)
+        if context and context_mark is not None and mark is not None and context_mark.line != mark.line:
+            # The parser notices late: say where the unfinished construct began.
+            context += f" that starts at line {context_mark.line + 1}"
         message = f"YAML syntax error: {problem}" + (f" ({context})" if context else "")
         r.issues.append(Issue(
             "YAML_SYNTAX", file, mark.line + 1 if mark else None, "", message,
@@ -307,7 +311,7 @@ def parse_config(text: str, file: str = "rules.yaml") -> Config:
     server = Server()
     rules: list[Rule] = []
     fallback: Target | None = None
-    has_proxy = False
+    has_proxy = has_fallback = False
 
     for name, k_node, v_node in r.mapping(root, "", "a mapping with 'proxy:' at the top"):
         if name == "server":
@@ -318,11 +322,12 @@ def parse_config(text: str, file: str = "rules.yaml") -> Config:
         elif name == "fallback":
             if isinstance(v_node, yaml.ScalarNode) and v_node.value in ("", "~", "null"):
                 continue
+            has_fallback = True
             fallback = _target(r, v_node, "fallback")
         else:
             r.unknown(k_node, name, name, TOP_KEYS)
 
-    if not has_proxy and fallback is None and isinstance(root, yaml.MappingNode):
+    if not has_proxy and not has_fallback and isinstance(root, yaml.MappingNode):
         r.issue("NO_RULES", root, "proxy", "no 'proxy:' rules and no fallback: nothing to route",
                 f"add e.g. {EXAMPLE_RULE}")
 
@@ -362,6 +367,14 @@ def _server(r: _Reader, node: yaml.Node) -> Server:
             else:
                 r.issue("INVALID_HOST", v_node, key, f"expected an address, got {v!r}",
                         "e.g. host: 127.0.0.1")
+                continue
+            if host in ("0.0.0.0", "::"):
+                r.issue(
+                    "EXPOSED_LISTEN", v_node, key,
+                    f"listening on {host} exposes the proxy, and every backend behind it, "
+                    "to your network", "use 127.0.0.1 unless another device must connect",
+                    "warning",
+                )
         elif name == "port":
             if isinstance(v, bool) or not isinstance(v, int) or not 0 < v < 65536:
                 r.issue("INVALID_PORT", v_node, key, f"expected a port from 1 to 65535, got {v!r}",
@@ -373,14 +386,24 @@ def _server(r: _Reader, node: yaml.Node) -> Server:
     return Server(host, port)
 
 
-def _target(r: _Reader, node: yaml.Node, key: str) -> Target | None:
+def _target(r: _Reader, node: yaml.Node, key: str, rule: bool = False) -> Target | None:
     v = r.value(node)
     try:
-        return parse_target(v)
+        target = parse_target(v)
     except TargetError as e:
         hint = f"did you mean {e.suggestion!r}?" if e.suggestion else "e.g. 'http://127.0.0.1:3000'"
         r.issue(e.code, node, key, f"{e.problem} ({e.value!r})", hint)
         return None
+    if rule and target.scheme in ("ws", "wss"):
+        fixed = target.raw.replace(f"{target.scheme}://", f"{target.http_scheme}://", 1)
+        r.issue(
+            "WS_TARGET_FOR_HTTP", node, key if key.endswith(".target") else f"{key}.target",
+            f"a {target.scheme}:// target also receives the plain HTTP requests this rule "
+            "matches (Socket.IO polling, health checks); under Vite those fail. viteproxy sends "
+            f"them over {target.http_scheme}://, but write it that way",
+            f"target: {fixed!r} with ws: true", "warning",
+        )
+    return target
 
 
 def _rules(r: _Reader, node: yaml.Node) -> list[Rule]:
@@ -411,9 +434,13 @@ def _rule(r: _Reader, index: int, key: str, k_node: yaml.Node, v_node: yaml.Node
                 "a prefix key must start with '/': request paths always do",
                 f"did you mean '/{key}'?", severity="warning")
 
+    if isinstance(v_node, yaml.ScalarNode) and v_node.tag.endswith(":null"):
+        r.issue("MISSING_TARGET", k_node, where, "rule has no target",
+                f"write {key!r}: 'http://127.0.0.1:3000' or {key!r}: {{target: ...}}")
+        return None
     # Vite's string shorthand: '/foo': 'http://x' means {target, changeOrigin: true}.
     if isinstance(v_node, yaml.ScalarNode):
-        target = _target(r, v_node, f"{where}")
+        target = _target(r, v_node, f"{where}", rule=True)
         if target is None or not ok:
             return None
         return Rule(key, index, line, target, change_origin=True, regex=regex)
@@ -425,7 +452,7 @@ def _rule(r: _Reader, index: int, key: str, k_node: yaml.Node, v_node: yaml.Node
         okey = f"{where}.{name}"
         if name == "target":
             target_seen = True
-            target = _target(r, ov_node, okey)
+            target = _target(r, ov_node, okey, rule=True)
             ok = ok and target is not None
         elif name in ("changeOrigin", "rewriteWsOrigin", "ws", "xfwd", "secure"):
             b = r.boolean(ov_node, okey)
@@ -616,15 +643,6 @@ def _lint(rules: list[Rule], server: Server, file: str) -> Iterator[Issue]:
     """Warnings: configurations that parse but will surprise their author."""
     for rule in rules:
         where = f"proxy.{rule.key}"
-        if rule.target.scheme in ("ws", "wss"):
-            fixed = rule.target.raw.replace(f"{rule.target.scheme}://", f"{rule.target.http_scheme}://", 1)
-            yield Issue(
-                "WS_TARGET_FOR_HTTP", file, rule.line, f"{where}.target",
-                f"a {rule.target.scheme}:// target also receives the plain HTTP requests this rule "
-                "matches (Socket.IO polling, health checks); under Vite those fail. viteproxy sends "
-                f"them over {rule.target.http_scheme}://, but write it that way",
-                f"target: {fixed!r} with ws: true", "warning",
-            )
         hmr_taken = rule.ws_enabled and rule.matches("/") and not (
             rule.bypass and any(p in rule.bypass.subprotocols for p in HMR_PROTOCOLS))
         if hmr_taken:
@@ -647,10 +665,4 @@ def _lint(rules: list[Rule], server: Server, file: str) -> Iterator[Issue]:
                     f"move {later.key!r} above {earlier.key!r}", "warning",
                 )
                 break
-    if server.host in ("0.0.0.0", "::", ""):
-        yield Issue(
-            "EXPOSED_LISTEN", file, None, "server.host",
-            f"listening on {server.host or 'all interfaces'} exposes the proxy, and every backend "
-            "behind it, to your network", "use 127.0.0.1 unless another device must connect",
-            "warning",
-        )
+

@@ -52,9 +52,11 @@ def js_replacer(template: str) -> Callable[[re.Match[str]], str]:
         if nxt == "&":
             ref, i = 0, i + 2
         elif nxt.isdigit():
+            # Which of `$1` / `$10` is meant depends on the pattern's group
+            # count, known only at match time: keep the digits as written.
             digits = template[i + 1 : i + 3]
             digits = digits if digits.isdigit() else nxt
-            ref, i = int(digits), i + 1 + len(digits)
+            ref, i = "#" + digits, i + 1 + len(digits)
         elif nxt == "<":
             end = template.find(">", i)
             if end == -1:
@@ -69,24 +71,42 @@ def js_replacer(template: str) -> Callable[[re.Match[str]], str]:
         if literal:
             parts.append("".join(literal))
             literal = []
-        parts.append(ref if isinstance(ref, int) else "\0" + ref)
+        parts.append(ref if isinstance(ref, int) or ref.startswith("#") else "\0" + ref)
     if literal:
         parts.append("".join(literal))
 
     def replace(m: re.Match[str]) -> str:
         out: list[str] = []
+        groups = m.re.groups
         for p in parts:
             if isinstance(p, int):
-                # JavaScript leaves `$3` literal when there is no group 3.
-                if p <= (m.re.groups or 0):
-                    out.append(m.group(p) or "")
-                else:
-                    out.append(f"${p}")
+                out.append(m.group(p))
+            elif p.startswith("#"):
+                out.append(_numbered(m, groups, p[1:]))
             elif p.startswith("\0"):
+                # Without named groups in the pattern JavaScript leaves `$<name>` as
+                # written; with them, an unknown name is empty.
                 name = p[1:]
-                out.append((m.groupdict().get(name) or "") if name in m.re.groupindex else "")
+                if not m.re.groupindex:
+                    out.append(f"$<{name}>")
+                else:
+                    out.append(m.groupdict().get(name) or "")
             else:
                 out.append(p)
         return "".join(out)
 
     return replace
+
+
+def _numbered(m: re.Match[str], groups: int, digits: str) -> str:
+    """`$nn` as String.prototype.replace reads it (GetSubstitution).
+
+    A two-digit reference that names no group falls back to one digit plus a
+    literal digit (`$10` with one group is group 1 then "0"); `$0` and
+    references past the last group stay literal text.
+    """
+    if len(digits) == 2 and 1 <= int(digits) <= groups:
+        return m.group(int(digits)) or ""
+    if 1 <= int(digits[0]) <= groups:
+        return (m.group(int(digits[0])) or "") + digits[1:]
+    return "$" + digits

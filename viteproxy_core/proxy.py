@@ -16,7 +16,7 @@ import logging
 import weakref
 from typing import Any
 
-from mitmproxy import ctx, exceptions, http, tls
+from mitmproxy import ctx, http, tls
 from mitmproxy.proxy import mode_specs
 
 from .config import Config, ConfigError, load_config
@@ -29,6 +29,14 @@ logger = logging.getLogger("viteproxy")
 
 META = "viteproxy"  # key in flow.metadata; saved in .mitm files and shown in mitmweb
 
+# Bodies up to this size stay buffered (and visible in mitmweb and the log);
+# larger ones, and bodies of unknown length, are streamed as they arrive.
+STREAM_OVER = 1024 * 1024
+# Responses that are a sequence of events: buffered, the page would see nothing
+# until the backend ends the response.
+STREAMING_TYPES = ("text/event-stream", "application/x-ndjson", "application/jsonl",
+                   "application/stream+json", "multipart/x-mixed-replace")
+
 
 class Router:
     """Routes every request of a reverse-mode listener by the rules in rules.yaml."""
@@ -39,6 +47,7 @@ class Router:
         self._host = ""
         self._port = 0
         self._insecure: set[tuple[str, int]] = set()
+        self._server_off = False  # we switched mitmproxy's servers off over a bad rules file
         # The Route of each live flow, for the addons after this one. Not in
         # flow.metadata: that is saved to .mitm files and must stay plain data.
         self._routes: weakref.WeakKeyDictionary[http.HTTPFlow, Route] = weakref.WeakKeyDictionary()
@@ -60,11 +69,26 @@ class Router:
             config = load_config(ctx.options.viteproxy_rules)
         except ConfigError as e:
             if self.config is None:
-                raise exceptions.OptionsError(f"viteproxy: cannot use the rules file\n{e}") from None
+                # mitmproxy's script loader prints a traceback for any exception
+                # raised here, an OptionsError too. An error record is enough:
+                # errorcheck exits with status 1 when one is logged at startup.
+                logger.error("viteproxy: cannot use the rules file\n%s", e)
+                # The rules file is the problem to report, not a busy 8080 of a
+                # listener we were going to replace anyway.
+                _DefaultServerBindFailure.install()
+                ps = ctx.master.addons.get("proxyserver")
+                if ps is not None and not getattr(ps, "is_running", True) and ctx.options.server:
+                    # Nor announce mitmproxy's default *:8080 listener on the way out.
+                    self._server_off = True
+                    ctx.options.update(server=False)
+                return
             logger.error("viteproxy: rules not reloaded, the last good rules stay in force\n%s", e)
             return
         for warning in config.warnings:
             logger.warning("viteproxy: %s", warning)
+        if self._server_off:  # a later, good rules file after a bad one at startup
+            self._server_off = False
+            ctx.options.update(server=True)
         self.config = config
         self._insecure = {
             (r.target.host, r.target.port) for r in config.rules if r.target.tls and not r.secure
@@ -127,6 +151,19 @@ class Router:
             self._answer(flow, no_rule(found), kind=found.kind, url=found.url)
             return
         self._apply(flow, found)
+        # mitmproxy buffers a whole body before sending it on unless told
+        # otherwise: a large upload would sit in the proxy, and a body sent
+        # in chunks over time (a streamed fetch) would not arrive until it ends.
+        if not upgrade and _streamed_body(req.headers):
+            req.stream = True
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        resp = flow.response
+        if resp is None or resp.stream or flow not in self._routes:
+            return
+        content_type = resp.headers.get("content-type", "").lower()
+        if content_type.startswith(STREAMING_TYPES) or _streamed_body(resp.headers, chunked=False):
+            resp.stream = True
 
     def tls_start_server(self, data: tls.TlsData) -> None:
         # `secure: false` per rule: mitmproxy's ssl_insecure is global, so relax
@@ -183,6 +220,14 @@ class Router:
         }
         flow.comment = f"{diag.code}: {url}"
         flow.marked = ":warning:"
+
+
+def _streamed_body(headers: http.Headers, chunked: bool = True) -> bool:
+    """A body of unknown length (chunked) or one too large to hold for inspection."""
+    if chunked and "chunked" in headers.get("transfer-encoding", "").lower():
+        return True
+    length = headers.get("content-length", "")
+    return length.isdigit() and int(length) > STREAM_OVER
 
 
 class _DefaultServerBindFailure(logging.Filter):

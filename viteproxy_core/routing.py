@@ -109,24 +109,37 @@ def upstream_headers(
         return
     if route.kind == "ws" and rule.rewrite_ws_origin:
         headers["origin"] = route.target.origin
-    for name, value in rule.headers:
-        headers[name] = value
+    # http-proxy adds X-Forwarded-* first and merges the rule's `headers` over
+    # them, so a rule can pin one of them.
     if rule.xfwd:
         _xfwd(headers, route.kind, client_ip, client_tls, listen_port, original_host)
+    for name, value in rule.headers:
+        headers[name] = value
 
 
 def _xfwd(headers: MutableMapping[str, str], kind: str, client_ip: str, client_tls: bool,
           listen_port: int | None, original_host: str) -> None:
-    # http-proxy appends to an existing X-Forwarded-* chain with ","
+    """X-Forwarded-* as http-proxy-3 (under Vite) writes them."""
     def add(name: str, value: str) -> None:
+        # An existing chain is extended with ","
         prior = headers.get(name)
         headers[name] = f"{prior},{value}" if prior else value
 
-    # http-proxy says ws/wss for upgrades, http/https otherwise.
+    # The port is the one the client addressed (its Host), else the scheme's default.
+    port = _host_port(original_host)
+    if port is None:
+        port = listen_port if not original_host and listen_port else (443 if client_tls else 80)
     proto = ("wss" if client_tls else "ws") if kind == "ws" else ("https" if client_tls else "http")
     add("x-forwarded-for", client_ip)
-    if listen_port is not None:
-        add("x-forwarded-port", str(listen_port))
+    add("x-forwarded-port", str(port))
     add("x-forwarded-proto", proto)
-    if original_host:
-        add("x-forwarded-host", original_host)
+    # Host is not a chain: kept when set, else the client's Host; upgrades get none.
+    if kind == "http" and not headers.get("x-forwarded-host") and original_host:
+        headers["x-forwarded-host"] = original_host
+
+
+def _host_port(host: str) -> int | None:
+    _, sep, port = host.rpartition(":")
+    if sep and port.isdigit() and not host.endswith("]"):
+        return int(port)
+    return None

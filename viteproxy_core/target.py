@@ -106,6 +106,11 @@ def join_path(prefix: str, path: str) -> str:
 
 def parse_target(value: object) -> Target:
     """Parse a target URL or raise TargetError with a stable code."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 65536:
+        raise TargetError(
+            "TARGET_NO_SCHEME", str(value), "target is a bare port number, not a URL",
+            f"http://127.0.0.1:{value}",
+        )
     if not isinstance(value, str) or not value.strip():
         raise TargetError(
             "TARGET_INVALID", str(value), "target must be a URL string",
