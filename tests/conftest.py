@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from support import Backend, LoopThread, Proxy, listening_addresses, wait_until
+from support import CHROMIUM_ARGS, Backend, LoopThread, Proxy, chromium_path, listening_addresses, wait_until
 
 
 @pytest.fixture(scope="session")
@@ -50,6 +50,32 @@ def proxy_factory(tmp_path: Path) -> Iterator[Callable[..., Proxy]]:
     yield make
     for p in made:
         p.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One headless Chromium per test module, driven by Playwright over the DevTools protocol.
+
+    Debian's Chromium, never a browser Playwright downloads; Playwright gives it a
+    fresh temporary profile (--user-data-dir) and removes it on close.
+    """
+    sync_api = pytest.importorskip(
+        "playwright.sync_api",
+        reason="playwright is not installed: pip install -e '.[test]' (scripts/test does)")
+    exe = chromium_path()
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=exe, headless=True, args=list(CHROMIUM_ARGS))
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A fresh browser context (no shared cache or cookies) and one page in it."""
+    context = browser.new_context(viewport={"width": 1000, "height": 760})
+    page = context.new_page()
+    yield page
+    context.close()
 
 
 @pytest.fixture

@@ -3,6 +3,8 @@
 - `Proxy` runs a real `mitmdump -s addons/viteproxy.py` on a rules file.
 - `Backend` is a real aiohttp HTTP + WebSocket server (in a background event
   loop thread) that records what reached it and whose behaviour a test sets.
+- `ViteServer` runs a real Vite dev server (tests/peers, installed by
+  ./scripts/setup-peers) on a project folder a test writes.
 - `wait_until` waits on a condition with a deadline; nothing here sleeps to
   synchronise.
 """
@@ -13,6 +15,8 @@ import asyncio
 import hashlib
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -24,12 +28,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
 import yaml
 from aiohttp import WSCloseCode, WSMsgType, web
 
 ROOT = Path(__file__).resolve().parent.parent
 ENTRY = ROOT / "addons" / "viteproxy.py"
 MITMDUMP = Path(sys.executable).with_name("mitmdump")
+PEERS = ROOT / "tests" / "peers"  # npm packages the peer tests run (./scripts/setup-peers)
+PEERS_HINT = "run ./scripts/setup-peers"
+# As root on a closed network Chromium needs these: no sandbox (root), and none of
+# its own background traffic, whose refused connections otherwise pile up.
+CHROMIUM_ARGS = (
+    "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--disable-quic", "--no-proxy-server",
+)
 
 T = TypeVar("T")
 
@@ -120,6 +133,7 @@ class Behaviour:
     allowed_origin: str | None = None  # 403 a handshake whose Origin differs
     require_prefix: str | None = None  # 404 any request whose path lacks this prefix
     http_status: int = 200
+    pages: dict[str, str] = field(default_factory=dict)  # path -> HTML served instead of the echo
     # Answer handshakes with this Sec-WebSocket-Protocol whatever was offered
     # ("" sends none): a server that breaks RFC 6455's subprotocol rule.
     ws_force_protocol: str | None = None
@@ -189,6 +203,8 @@ class Backend:
         ))
         if b.require_prefix and not request.path.startswith(b.require_prefix):
             return web.Response(status=404, text=f"no route for {request.path}\n")
+        if not is_ws and request.path in b.pages:
+            return web.Response(text=b.pages[request.path], content_type="text/html")
         if not is_ws:
             return web.json_response({
                 "method": request.method, "path": request.path_qs,
@@ -201,6 +217,15 @@ class Backend:
             return web.Response(status=b.reject_status, text="handshake rejected by test backend\n")
         return await self._websocket(request)
 
+    async def _force_protocol(self, request: web.Request, response: web.StreamResponse) -> None:
+        forced = self.behaviour.ws_force_protocol
+        if forced is None or response.status != 101:
+            return
+        if forced:
+            response.headers["Sec-WebSocket-Protocol"] = forced
+        else:
+            response.headers.popall("Sec-WebSocket-Protocol", None)
+
     async def _sse(self, request: web.Request) -> web.StreamResponse:
         self.seen.append(Seen(request.method, request.path_qs, dict(request.headers)))
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
@@ -211,15 +236,6 @@ class Backend:
         await resp.write(b"data: last\n\n" if released else b"data: timeout\n\n")
         await resp.write_eof()
         return resp
-
-    async def _force_protocol(self, request: web.Request, response: web.StreamResponse) -> None:
-        forced = self.behaviour.ws_force_protocol
-        if forced is None or response.status != 101:
-            return
-        if forced:
-            response.headers["Sec-WebSocket-Protocol"] = forced
-        else:
-            response.headers.popall("Sec-WebSocket-Protocol", None)
 
     async def _websocket(self, request: web.Request) -> web.StreamResponse:
         b = self.behaviour
@@ -542,3 +558,89 @@ def log_connection(path: Path, client_port: int, event: str = "ws_handshake") ->
         if rec["event"] == event and str(rec.get("client", "")).endswith(f":{client_port}"):
             return rec
     return None
+
+
+def node_peer(package: str) -> Path:
+    """The folder of an npm package under tests/peers, or skip the test saying how to get it."""
+    if shutil.which("node") is None:
+        pytest.skip(f"node is not installed; install Node.js 20.19+ and {PEERS_HINT}")
+    folder = PEERS / "node_modules" / package
+    if not (folder / "package.json").is_file():
+        pytest.skip(f"npm package {package!r} missing in tests/peers: {PEERS_HINT}")
+    return folder
+
+
+def artifacts_dir() -> Path:
+    """Where tests leave files for people to look at (screenshots); VITEPROXY_ARTIFACTS overrides."""
+    folder = Path(os.environ.get("VITEPROXY_ARTIFACTS") or ROOT / "test-artifacts")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def chromium_path() -> str:
+    """Debian's Chromium (VITEPROXY_CHROMIUM overrides), or skip the test saying how to get it."""
+    exe = os.environ.get("VITEPROXY_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+    if not os.access(exe, os.X_OK):
+        pytest.skip(f"no chromium at {exe}: {PEERS_HINT} (as root it apt-get installs chromium)")
+    return exe
+
+
+class ViteServer:
+    """A real Vite dev server (`vite` from tests/peers) on a project folder.
+
+    No vite.config of its own: host and an ephemeral port come from the command
+    line, with --strictPort so Vite fails rather than drifting to another port.
+    """
+
+    def __init__(self, root: Path, files: dict[str, str], port: int | None = None) -> None:
+        cli = node_peer("vite") / "bin" / "vite.js"
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        for name, text in files.items():
+            (root / name).write_text(text)
+        self.port = port or free_port()
+        self.output_path = root.parent / f"{root.name}-vite.out"
+        self._out = open(self.output_path, "wb")
+        self.proc = subprocess.Popen(
+            ["node", str(cli), "--host", "127.0.0.1", "--port", str(self.port), "--strictPort",
+             "--clearScreen", "false"],
+            cwd=root, stdout=self._out, stderr=subprocess.STDOUT,
+            env={**os.environ, "NO_COLOR": "1", "BROWSER": "none"},
+        )
+
+        def ready() -> bool:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"vite exited with {self.proc.returncode}:\n{self.output()}")
+            return port_open("127.0.0.1", self.port)
+
+        try:
+            wait_until(ready, 60, f"vite to listen on {self.port}")
+        except AssertionError:
+            self.stop()
+            raise
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def token(self, via_port: int | None = None) -> str:
+        """The HMR socket's token, read from /@vite/client as a browser would get it."""
+        status, _, body = http_request(via_port or self.port, "GET", "/@vite/client")
+        assert status == 200, f"/@vite/client answered {status}"
+        found = re.search(rb'const wsToken = "([^"]+)"', body)
+        assert found, "no wsToken in /@vite/client (did Vite change its client?)"
+        return found.group(1).decode()
+
+    def output(self) -> str:
+        self._out.flush()
+        return self.output_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._out.close()
