@@ -9,10 +9,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import (
+    Backend,
+    LoopThread,
+    Proxy,
+    free_port,
+    http_request,
+    log_connection,
+    read_jsonl,
+    wait_until,
+)
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
-
-from support import Backend, LoopThread, Proxy, free_port, http_request, log_connection, read_jsonl, wait_until
 
 # The dumper prints a line per message by default; at 20,000 messages that
 # printing is most of the test's time, and the test is about our log.
@@ -164,8 +172,9 @@ def test_rejected_and_failed_handshakes(setup: Setup) -> None:
 def test_upgrade_without_ws_rule_carries_the_diagnosis(setup: Setup) -> None:
     with pytest.raises(InvalidStatus):
         setup.ws("/plain/socket").close()
-    rec = wait_until(lambda: next((r for r in read_jsonl(setup.log) if r.get("url") == "/plain/socket"), None),
-                     10, "the diagnosed handshake line")
+    rec = wait_until(
+        lambda: next((r for r in read_jsonl(setup.log) if r.get("url") == "/plain/socket"), None),
+        10, "the diagnosed handshake line")
     assert rec["event"] == "ws_handshake" and rec["outcome"] == "rejected"
     assert rec["diagnosis"]["code"] == "NO_WS_RULE"
 
