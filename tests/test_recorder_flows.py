@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from flows.record import normalise
 from mitmproxy import eventsequence, http, io
 from mitmproxy.test import taddons
-
-from flows.record import normalise
 from support import read_jsonl
+
 from viteproxy_core.flowfile import records_from_flow_file
 from viteproxy_core.recorder import Recorder
 
