@@ -249,3 +249,24 @@ def test_write_failure_stops_the_proxy_loudly(backend: Backend, proxy_factory: A
         http_request(proxy.port, "GET", "/api/x", timeout=10)
     assert proxy.wait_exit(15) == 1
     assert "cannot write the flight recorder log /dev/full" in proxy.output()
+
+
+def _has_tcp_timeout() -> bool:
+    from mitmproxy.options import Options
+
+    return "tcp_timeout" in Options()
+
+
+@pytest.mark.skipif(not _has_tcp_timeout(), reason="tcp_timeout needs mitmproxy 12.2.1+ (11.0 waits 600 s)")
+def test_idle_timeout_is_closed_by_proxy(backend: Backend, proxy_factory: Any) -> None:
+    proxy = proxy_factory({"proxy": {"/ws": {"target": backend.url, "ws": True}}},
+                          args=(*QUIET, "--set", "tcp_timeout=1"))
+    log = proxy.workdir / "viteproxy.jsonl"
+    with connect(proxy.url("/ws/idle", "ws")) as c:
+        c.send("one")
+        c.recv(timeout=10)
+        with pytest.raises(ConnectionClosed):
+            c.recv(timeout=20)  # nothing more: mitmproxy cuts the idle connection
+    close = wait_until(lambda: next((r for r in read_jsonl(log) if r["event"] == "ws_close"), None),
+                       20, "the ws_close line")
+    assert close["closed_by"] == "proxy" and "idle" in close["detail"]
