@@ -58,7 +58,8 @@ class Connection:
             out.append(str(self.diagnosis.get("code", "diagnosed")))
         if self.kind == "ws":
             if self.outcome in ("rejected", "failed"):
-                out.append(f"handshake {self.outcome}" + (f" ({self.status})" if self.status else ""))
+                why = f" ({self.status})" if self.status else (f": {self.error}" if self.error else "")
+                out.append(f"handshake {self.outcome}{why}")
             elif self.closed and (self.code is None or is_abnormal(self.code)):
                 out.append(f"closed {self.code} ({meaning(self.code)})")
         elif self.outcome == "failed" or (self.status or 0) >= 500:
@@ -290,7 +291,7 @@ def render_json(session: Session, conns: list[Connection] | None = None, timelin
 # --------------------------------------------------------------------- HTML
 
 
-def _rate_svg(c: Connection, width: int = 560, height: int = 70, bins: int = 60) -> str:
+def _rate_svg(c: Connection, width: int = 360, height: int = 60, bins: int = 60) -> str:
     """Messages per second each way over the connection's life, as two polylines."""
     times = {C2S: [], S2C: []}  # type: dict[str, list[float]]
     for rec in c.events:
@@ -312,8 +313,9 @@ def _rate_svg(c: Connection, width: int = 560, height: int = 70, bins: int = 60)
         pts = " ".join(f"{i * width / (bins - 1):.1f},{height - counts[d][i] * (height - 4) / peak:.1f}"
                        for i in range(bins))
         parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.5" points="{pts}"/>')
-    parts.append(f'<text x="2" y="{height + 12}" font-size="10">peak {peak / step:.0f} msg/s per direction '
-                 f'over {_dur(span)} (blue client->server, red server->client)</text></svg>')
+    parts.append(f'<text x="2" y="{height + 12}" font-size="10">peak {peak / step:.0f} msg/s over '
+                 f'{_dur(span)}: <tspan fill="#1f77b4">client&#8594;server</tspan> '
+                 f'<tspan fill="#d62728">server&#8594;client</tspan></text></svg>')
     return "".join(parts)
 
 
@@ -333,9 +335,10 @@ def render_html(session: Session, source: str) -> str:
             f"<tr{cls}><td><code>{e(c.id[:8])}</code></td><td>{e(c.rule or '-')}</td>"
             f"<td>{e(c.url)}<br><small>{e(c.upstream or '(proxy)')}</small></td>"
             f"<td>{e(c.outcome or '-')}</td><td>{_dur(c.duration)}</td>"
-            f"<td>{c.messages[C2S]} / {_size(c.bytes[C2S])}</td>"
-            f"<td>{c.messages[S2C]} / {_size(c.bytes[S2C])}</td>"
-            f"<td>{e(_end(c))}{diag}</td><td>{_rate_svg(c) if c.kind == 'ws' else ''}</td></tr>")
+            + (f"<td>{c.messages[C2S]} / {_size(c.bytes[C2S])}</td>"
+               f"<td>{c.messages[S2C]} / {_size(c.bytes[S2C])}</td>" if c.kind == "ws"
+               else f"<td>{e(c.method or '')}</td><td></td>")
+            + f"<td>{e(_end(c))}{diag}</td><td>{_rate_svg(c) if c.kind == 'ws' else ''}</td></tr>")
     generated = time.strftime("%Y-%m-%d %H:%M:%S")
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>viteproxy report: {e(source)}</title>
