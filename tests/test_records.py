@@ -144,5 +144,5 @@ def test_analyse_uses_close_totals_and_orders_problems_first() -> None:
     session = analyse(records)
     assert [c.id for c in session.connections] == ["b", "a"]
     assert session.connections[1].messages == {"client->server": 5, "server->client": 4}
-    assert session.connections[0].problems == ["handshake failed"]
+    assert session.connections[0].problems == ["handshake failed: refused"]
     assert session.unknown_events == 1
