@@ -6,6 +6,7 @@ Each `.mitm` was recorded from real traffic through the proxy; the golden
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -120,3 +121,20 @@ def test_bad_options_are_refused(tmp_path: Path) -> None:
             tctx.configure(rec, viteproxy_log=str(tmp_path / "no" / "such" / "dir" / "log.jsonl"))
         with pytest.raises(exceptions.OptionsError):
             tctx.configure(rec, viteproxy_payload_max=-1)
+
+
+def test_one_line_per_flow_even_when_error_follows_response() -> None:
+    from mitmproxy.test import tflow
+
+    from viteproxy_core.recorder import Recording
+
+    lines: list[str] = []
+    rec = Recording(lines.append)
+    done = tflow.tflow(resp=True)
+    rec.response(done)
+    done.error = tflow.terr()  # e.g. the client went away while the body streamed
+    rec.error(done)
+    failed = tflow.tflow(err=True)
+    failed.response = None
+    rec.error(failed)
+    assert [json.loads(line)["status"] for line in lines] == [200, None]

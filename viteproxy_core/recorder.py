@@ -21,6 +21,7 @@ import json
 import logging
 import sys
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,6 +80,10 @@ class Recording:
         self.on_write_error = on_write_error
         self.conns: dict[http.HTTPFlow, _Conn] = {}
         self.by_peer: dict[Any, _Conn] = {}
+        # Flows whose http/ws_handshake line is written: `error` may follow
+        # `response` (a client gone mid-body), or come with a response another
+        # addon set in its own error hook; either way one line per flow.
+        self.written: weakref.WeakSet[http.HTTPFlow] = weakref.WeakSet()
 
     def _emit(self, line: str) -> bool:
         try:
@@ -103,7 +108,7 @@ class Recording:
         conn = self.conns.get(flow)
         if conn is not None:  # an upgraded connection that errored: end it here
             self.websocket_end(flow)
-        elif flow.response is None:  # otherwise `response` has written its line
+        elif flow not in self.written:
             if is_websocket_upgrade(flow.request.headers):
                 self._handshake(flow)
             else:
@@ -120,6 +125,7 @@ class Recording:
             req_bytes=_length(req), resp_bytes=_length(resp) if resp else None,
             error=flow.error.msg if flow.error else None, client=_client(flow),
         )
+        self.written.add(flow)
         self._emit(dumps(rec))
 
     def _handshake(self, flow: http.HTTPFlow) -> None:
@@ -138,6 +144,7 @@ class Recording:
             duration=end - req.timestamp_start if req.timestamp_start else None,
             client=_client(flow),
         )
+        self.written.add(flow)
         if self._emit(dumps(rec)) and flow.websocket is not None:
             self._open(flow, meta, end)
         annotate_handshake(flow, rec["outcome"], rec["status"], rec.get("error"))
