@@ -138,3 +138,21 @@ def test_one_line_per_flow_even_when_error_follows_response() -> None:
     failed.response = None
     rec.error(failed)
     assert [json.loads(line)["status"] for line in lines] == [200, None]
+
+
+def test_a_connection_opened_before_the_recorder_is_adopted() -> None:
+    from viteproxy_core.recorder import Recording
+
+    lines: list[str] = []
+    flow = next(f for f in _flows("backend_abort") if f.websocket)
+    history = flow.websocket.messages  # type: ignore[union-attr]
+    rec = Recording(lines.append, keep_messages=2)
+    flow.websocket.messages = []  # type: ignore[union-attr]
+    for m in history:  # no response / websocket_start seen: as after a script reload
+        flow.websocket.messages.append(m)  # type: ignore[union-attr]
+        rec.websocket_message(flow)
+    rec.websocket_end(flow)
+    records = [json.loads(line) for line in lines]
+    assert [r["event"] for r in records] == ["ws_message"] * len(history) + ["ws_close"]
+    assert "mid-connection" in records[-1]["detail"]
+    assert len(flow.websocket.messages) == 2  # type: ignore[union-attr]

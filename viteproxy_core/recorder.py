@@ -64,6 +64,7 @@ class _Conn:
     seq: int = 0
     counts: Counts = field(default_factory=Counts)
     closed_by_proxy: str | None = None
+    partial: bool = False  # opened before this recorder: counts start mid-connection
 
 
 class Recording:
@@ -169,7 +170,7 @@ class Recording:
         # Hot: once per message. Everything per connection is in `conn`.
         conn = self.conns.get(flow)
         if conn is None:
-            return
+            conn = self._adopt(flow)
         messages = flow.websocket.messages  # type: ignore[union-attr]
         m = messages[-1]
         content = m.content
@@ -192,6 +193,16 @@ class Recording:
         keep = self.keep
         if keep and len(messages) > keep:
             del messages[: len(messages) - keep]
+
+    def _adopt(self, flow: http.HTTPFlow) -> _Conn:
+        """A connection opened before this recorder (the script was reloaded): log
+        and trim it from here on; its close line says the counts are partial."""
+        resp = flow.response
+        self._open(flow, flow.metadata.get(META) or {},
+                   resp.timestamp_end if resp and resp.timestamp_end else time.time())
+        conn = self.conns[flow]
+        conn.partial = True
+        return conn
 
     def frame(self, conn: _Conn, kind: str, from_client: bool, payload: bytes) -> None:
         """A ping or pong seen by mitmproxy (it answers them itself; no hook exists)."""
@@ -217,6 +228,8 @@ class Recording:
                 closed_by = "client" if ws.closed_by_client else "server"
         if detail is None and flow.error:
             detail = flow.error.msg
+        if conn.partial:
+            detail = "; ".join(filter(None, [detail, "recorded from mid-connection (addon reloaded)"]))
         end = (ws.timestamp_end if ws and ws.timestamp_end else None) or time.time()
         meta = flow.metadata.get(META) or conn.meta
         rec = close_record(
