@@ -156,3 +156,25 @@ def test_a_connection_opened_before_the_recorder_is_adopted() -> None:
     assert [r["event"] for r in records] == ["ws_message"] * len(history) + ["ws_close"]
     assert "mid-connection" in records[-1]["detail"]
     assert len(flow.websocket.messages) == 2  # type: ignore[union-attr]
+
+
+def test_mitmweb_view_gets_the_annotated_flow(tmp_path: Path) -> None:
+    from mitmproxy.addons.view import View
+
+    view = View()
+    rec = Recorder()
+    shown: list[tuple[str, str]] = []
+
+    def updated(flow: http.HTTPFlow) -> None:
+        shown.append((flow.comment, flow.marked))
+
+    view.sig_view_update.connect(updated)  # held weakly: keep `updated` alive
+    flows = _flows("backend_abort")
+    with taddons.context(view, rec) as tctx:
+        tctx.configure(rec, viteproxy_log=str(tmp_path / "log.jsonl"))
+        for flow in flows:
+            for hook in eventsequence.iterate(flow):
+                tctx.master.addons.invoke_addon_sync(view, hook)
+                tctx.master.addons.invoke_addon_sync(rec, hook)
+    comment, marked = shown[-1]
+    assert "closed by server: 1006" in comment and marked

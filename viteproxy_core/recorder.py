@@ -384,10 +384,12 @@ class Recorder:
     def response(self, flow: http.HTTPFlow) -> None:
         if self.recording is not None:
             self.recording.response(flow)
+            self._show(flow)
 
     def error(self, flow: http.HTTPFlow) -> None:
         if self.recording is not None:
             self.recording.error(flow)
+            self._show(flow)
 
     def websocket_start(self, flow: http.HTTPFlow) -> None:
         if self.recording is not None:
@@ -400,6 +402,15 @@ class Recorder:
     def websocket_end(self, flow: http.HTTPFlow) -> None:
         if self.recording is not None:
             self.recording.websocket_end(flow)
+            self._show(flow)
+
+    @staticmethod
+    def _show(flow: http.HTTPFlow) -> None:
+        # mitmweb's view pushed this flow to the browser in its own hook, before
+        # this last addon changed the comment and mark: push it again.
+        view = ctx.master.addons.get("view")
+        if view is not None:
+            view.update([flow])
 
 
 class _FrameLog(logging.Handler):
