@@ -12,7 +12,16 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from support import Backend, LoopThread, Proxy, free_port, http_request, log_connection, read_jsonl, wait_until
+from support import (
+    Backend,
+    LoopThread,
+    Proxy,
+    free_port,
+    http_request,
+    log_connection,
+    read_jsonl,
+    wait_until,
+)
 
 # The dumper prints a line per message by default; at 20,000 messages that
 # printing is most of the test's time, and the test is about our log.
@@ -164,8 +173,9 @@ def test_rejected_and_failed_handshakes(setup: Setup) -> None:
 def test_upgrade_without_ws_rule_carries_the_diagnosis(setup: Setup) -> None:
     with pytest.raises(InvalidStatus):
         setup.ws("/plain/socket").close()
-    rec = wait_until(lambda: next((r for r in read_jsonl(setup.log) if r.get("url") == "/plain/socket"), None),
-                     10, "the diagnosed handshake line")
+    rec = wait_until(
+        lambda: next((r for r in read_jsonl(setup.log) if r.get("url") == "/plain/socket"), None),
+        10, "the diagnosed handshake line")
     assert rec["event"] == "ws_handshake" and rec["outcome"] == "rejected"
     assert rec["diagnosis"]["code"] == "NO_WS_RULE"
 
@@ -194,9 +204,10 @@ def test_ping_and_pong_are_recorded(setup: Setup) -> None:
 
 
 def test_every_line_has_ts_event_id(setup: Setup) -> None:
-    # Runs last in the module: the whole session's log.
+    # Late in the module: the whole session's log, whatever ran before.
+    http_request(setup.proxy.port, "GET", "/api/last")
+    wait_until(lambda: any(r.get("url") == "/api/last" for r in read_jsonl(setup.log)), 10, "a line")
     records = read_jsonl(setup.log)
-    assert records
     for r in records:
         assert isinstance(r["ts"], float) and isinstance(r["event"], str) and isinstance(r["id"], str)
 
@@ -240,3 +251,24 @@ def test_write_failure_stops_the_proxy_loudly(backend: Backend, proxy_factory: A
         http_request(proxy.port, "GET", "/api/x", timeout=10)
     assert proxy.wait_exit(15) == 1
     assert "cannot write the flight recorder log /dev/full" in proxy.output()
+
+
+def _has_tcp_timeout() -> bool:
+    from mitmproxy.options import Options
+
+    return "tcp_timeout" in Options()
+
+
+@pytest.mark.skipif(not _has_tcp_timeout(), reason="tcp_timeout needs mitmproxy 12.2.1+ (11.0 waits 600 s)")
+def test_idle_timeout_is_closed_by_proxy(backend: Backend, proxy_factory: Any) -> None:
+    proxy = proxy_factory({"proxy": {"/ws": {"target": backend.url, "ws": True}}},
+                          args=(*QUIET, "--set", "tcp_timeout=1"))
+    log = proxy.workdir / "viteproxy.jsonl"
+    with connect(proxy.url("/ws/idle", "ws")) as c:
+        c.send("one")
+        c.recv(timeout=10)
+        with pytest.raises(ConnectionClosed):
+            c.recv(timeout=20)  # nothing more: mitmproxy cuts the idle connection
+    close = wait_until(lambda: next((r for r in read_jsonl(log) if r["event"] == "ws_close"), None),
+                       20, "the ws_close line")
+    assert close["closed_by"] == "proxy" and "idle" in close["detail"]

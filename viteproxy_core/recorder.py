@@ -21,6 +21,7 @@ import json
 import logging
 import sys
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +64,7 @@ class _Conn:
     seq: int = 0
     counts: Counts = field(default_factory=Counts)
     closed_by_proxy: str | None = None
+    partial: bool = False  # opened before this recorder: counts start mid-connection
 
 
 class Recording:
@@ -79,6 +81,10 @@ class Recording:
         self.on_write_error = on_write_error
         self.conns: dict[http.HTTPFlow, _Conn] = {}
         self.by_peer: dict[Any, _Conn] = {}
+        # Flows whose http/ws_handshake line is written: `error` may follow
+        # `response` (a client gone mid-body), or come with a response another
+        # addon set in its own error hook; either way one line per flow.
+        self.written: weakref.WeakSet[http.HTTPFlow] = weakref.WeakSet()
 
     def _emit(self, line: str) -> bool:
         try:
@@ -103,7 +109,7 @@ class Recording:
         conn = self.conns.get(flow)
         if conn is not None:  # an upgraded connection that errored: end it here
             self.websocket_end(flow)
-        elif flow.response is None:  # otherwise `response` has written its line
+        elif flow not in self.written:
             if is_websocket_upgrade(flow.request.headers):
                 self._handshake(flow)
             else:
@@ -120,6 +126,7 @@ class Recording:
             req_bytes=_length(req), resp_bytes=_length(resp) if resp else None,
             error=flow.error.msg if flow.error else None, client=_client(flow),
         )
+        self.written.add(flow)
         self._emit(dumps(rec))
 
     def _handshake(self, flow: http.HTTPFlow) -> None:
@@ -138,6 +145,7 @@ class Recording:
             duration=end - req.timestamp_start if req.timestamp_start else None,
             client=_client(flow),
         )
+        self.written.add(flow)
         if self._emit(dumps(rec)) and flow.websocket is not None:
             self._open(flow, meta, end)
         annotate_handshake(flow, rec["outcome"], rec["status"], rec.get("error"))
@@ -162,7 +170,7 @@ class Recording:
         # Hot: once per message. Everything per connection is in `conn`.
         conn = self.conns.get(flow)
         if conn is None:
-            return
+            conn = self._adopt(flow)
         messages = flow.websocket.messages  # type: ignore[union-attr]
         m = messages[-1]
         content = m.content
@@ -185,6 +193,16 @@ class Recording:
         keep = self.keep
         if keep and len(messages) > keep:
             del messages[: len(messages) - keep]
+
+    def _adopt(self, flow: http.HTTPFlow) -> _Conn:
+        """A connection opened before this recorder (the script was reloaded): log
+        and trim it from here on; its close line says the counts are partial."""
+        resp = flow.response
+        self._open(flow, flow.metadata.get(META) or {},
+                   resp.timestamp_end if resp and resp.timestamp_end else time.time())
+        conn = self.conns[flow]
+        conn.partial = True
+        return conn
 
     def frame(self, conn: _Conn, kind: str, from_client: bool, payload: bytes) -> None:
         """A ping or pong seen by mitmproxy (it answers them itself; no hook exists)."""
@@ -210,6 +228,8 @@ class Recording:
                 closed_by = "client" if ws.closed_by_client else "server"
         if detail is None and flow.error:
             detail = flow.error.msg
+        if conn.partial:
+            detail = "; ".join(filter(None, [detail, "recorded from mid-connection (addon reloaded)"]))
         end = (ws.timestamp_end if ws and ws.timestamp_end else None) or time.time()
         meta = flow.metadata.get(META) or conn.meta
         rec = close_record(
@@ -364,10 +384,12 @@ class Recorder:
     def response(self, flow: http.HTTPFlow) -> None:
         if self.recording is not None:
             self.recording.response(flow)
+            self._show(flow)
 
     def error(self, flow: http.HTTPFlow) -> None:
         if self.recording is not None:
             self.recording.error(flow)
+            self._show(flow)
 
     def websocket_start(self, flow: http.HTTPFlow) -> None:
         if self.recording is not None:
@@ -380,6 +402,15 @@ class Recorder:
     def websocket_end(self, flow: http.HTTPFlow) -> None:
         if self.recording is not None:
             self.recording.websocket_end(flow)
+            self._show(flow)
+
+    @staticmethod
+    def _show(flow: http.HTTPFlow) -> None:
+        # mitmweb's view pushed this flow to the browser in its own hook, before
+        # this last addon changed the comment and mark: push it again.
+        view = ctx.master.addons.get("view")
+        if view is not None:
+            view.update([flow])
 
 
 class _FrameLog(logging.Handler):
