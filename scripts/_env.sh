@@ -45,11 +45,19 @@ vp_venv() {
   local want
   want="$(cat "$VP_ROOT/pyproject.toml" | sha256sum | cut -c1-16) $mitm $extras"
   if [ ! -x "$dir/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    echo "setting up $dir ($("$py" --version 2>&1), $mitm)" >&2
+    echo "setting up $dir ($("$py" --version 2>&1), $mitm)..." >&2
     rm -rf "$dir"
-    "$py" -m venv "$dir" >&2 || return 1
-    "$dir/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip >&2 || return 1
-    "$dir/bin/python" -m pip install -q --disable-pip-version-check -e "$VP_ROOT[$extras]" "$mitm" >&2 || return 1
+    mkdir -p "$VP_VENVS"
+    local log="$VP_VENVS/$name-setup.log"
+    # pip's own chatter (and this machine's index warnings) go to a log, shown on failure.
+    if ! { "$py" -m venv "$dir" \
+           && "$dir/bin/python" -m pip install --disable-pip-version-check --upgrade pip \
+           && "$dir/bin/python" -m pip install --disable-pip-version-check -e "$VP_ROOT[$extras]" "$mitm"; } \
+         > "$log" 2>&1; then
+      tail -n 30 "$log" >&2
+      echo "set-up of $dir failed; the whole log is $log" >&2
+      return 1
+    fi
     echo "$want" > "$stamp"
   fi
   echo "$dir/bin/python"
