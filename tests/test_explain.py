@@ -309,6 +309,67 @@ def test_backend_closed_abnormally(world: World) -> None:
     assert (close["code"], close["closed_by"]) == (1006, "server")
 
 
+# ---------------------------------------------------------------- report
+
+def test_report_names_each_failure_in_the_log(world: World) -> None:
+    """scripts/report on this proxy's own log: each failed connection with its code and fix."""
+    assert http_request(world.proxy.port, "GET", "/refused/report")[0] == 502
+    for path in ("/nf/report", "/origin/report", "/socket.io/?EIO=4&transport=websocket&report=1"):
+        _handshake(world, path)
+    for path, offered in (("/echo/report", None), ("/hmr-app/report", ["vite-hmr"])):
+        with connect(f"ws://127.0.0.1:{world.proxy.port}{path}", subprotocols=offered, open_timeout=10) as c:
+            c.send("abort")
+            with pytest.raises(ConnectionClosed):
+                c.recv(timeout=10)
+    expected = {  # url -> (code, the log line that carries it)
+        "/refused/report": ("CONNECT_REFUSED", "http"),
+        "/nf/report": ("HANDSHAKE_NOT_FOUND", "ws_handshake"),
+        "/origin/report": ("HANDSHAKE_FORBIDDEN_ORIGIN", "ws_handshake"),
+        "/socket.io/?EIO=4&transport=websocket&report=1": ("NO_WS_RULE", "ws_handshake"),
+        "/echo/report": ("BACKEND_CLOSED_ABNORMALLY", "ws_close"),
+        # Two diagnoses on one connection: a warning at the handshake, an error at the close.
+        "/hmr-app/report": ("BACKEND_CLOSED_ABNORMALLY", "ws_close"),
+    }
+    logged = {url: world.in_log(code, url, event) for url, (code, event) in expected.items()}
+    hmr = world.in_log("HMR_CAPTURED", "/hmr-app/report", "ws_handshake")["diagnosis"]
+    log = world.proxy.workdir / "viteproxy.jsonl"
+
+    rc, out = run_report(log, "--json")
+    assert rc == 1  # problems found
+    conns = {c["url"]: c for c in json.loads(out)["connections"]}
+    for url, (code, _) in expected.items():
+        c = conns[url]
+        assert c["diagnosis"]["code"] == code and code in c["problems"], c
+        assert c["diagnosis"]["fix"] == logged[url]["diagnosis"]["fix"]
+        assert c["id"] == logged[url]["id"]
+    assert conns["/echo/report"]["close"]["code"] == 1006
+    both = conns["/hmr-app/report"]
+    assert [d["code"] for d in both["diagnoses"]] == ["HMR_CAPTURED", "BACKEND_CLOSED_ABNORMALLY"]
+    assert both["problems"][:2] == ["HMR_CAPTURED", "BACKEND_CLOSED_ABNORMALLY"]
+
+    rc, text = run_report(log)
+    assert rc == 1
+    for url, (code, _) in expected.items():
+        diag = logged[url]["diagnosis"]
+        head = next(line for line in text.splitlines() if line.startswith(f"  {diag_id(logged[url])} "))
+        assert url in head and code in head, head
+        assert f"    {code}: {diag['summary']}" in text and f"    fix: {diag['fix']}" in text
+    assert f"    HMR_CAPTURED: {hmr['summary']}" in text and f"    fix: {hmr['fix']}" in text
+
+
+def diag_id(line: dict[str, Any]) -> str:
+    return str(line["id"])[:8]  # the report's short id
+
+
+def run_report(log: Path, *args: str) -> tuple[int, str]:
+    """scripts/report by its path, from another folder, on this interpreter."""
+    done = subprocess.run([str(ROOT / "scripts" / "report"), str(log), *args], cwd="/",
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "VITEPROXY_PYTHON": sys.executable})
+    assert done.returncode in (0, 1), done.stderr
+    return done.returncode, done.stdout
+
+
 def test_green_rules_are_green_through_the_proxy(world: World) -> None:
     echo = [c for c in world.doctor["checks"] if c["rule"] == "/echo"]
     assert [c["layer"] for c in echo] == ["config", "dns", "tcp", "http", "ws", "proxy"]
