@@ -375,6 +375,9 @@ def test_green_rules_are_green_through_the_proxy(world: World) -> None:
     assert [c["layer"] for c in echo] == ["config", "dns", "tcp", "http", "ws", "proxy"]
     assert all(c["status"] == "ok" for c in echo), echo
     assert world.doctor_rc == 1
+    # doctor's handshake through the proxy ends with a close frame: no 1006 "failure" in the log.
+    close = world.in_log(None, "/echo", "ws_close")
+    assert (close["code"], close["closed_by"]) == (1000, "client"), close
 
 
 # ---------------------------------------------------------- config codes
