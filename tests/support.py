@@ -560,6 +560,17 @@ def log_connection(path: Path, client_port: int, event: str = "ws_handshake") ->
     return None
 
 
+def log_lines(path: Path, url: str, event: str) -> list[dict[str, Any]]:
+    """The `event` lines of every flow whose http or ws_handshake line is for `url`.
+
+    `url` is the path and query as the proxy received them (the log's `url`);
+    ws_close lines carry no url, so the flow id links them to their handshake.
+    """
+    recs = read_jsonl(path)
+    ids = {r["id"] for r in recs if r["event"] in ("http", "ws_handshake") and r.get("url") == url}
+    return [r for r in recs if r["id"] in ids and r["event"] == event]
+
+
 def node_peer(package: str) -> Path:
     """The folder of an npm package under tests/peers, or skip the test saying how to get it."""
     if shutil.which("node") is None:

@@ -4,8 +4,11 @@ One mitmdump serves the whole module: one rule per broken situation, each
 pointing at a real backend (or a real absence of one) on 127.0.0.1 / ::1.
 `scripts/doctor --json` runs once on the same rules file while that proxy is
 up, and every test checks both: the proxy's answer (status, the
-X-Viteproxy-Diagnosis header, the JSON body, the mitmdump log line) and
-doctor's code for that rule.
+X-Viteproxy-Diagnosis header, the JSON body, the mitmdump log line, the
+flight recorder's JSONL line for that flow) and doctor's code for that rule.
+
+The config codes at the end stop the proxy or warn at start-up: no flow
+exists, so no JSONL line is expected for them.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from support import (
     Proxy,
     free_port,
     http_request,
+    log_lines,
     wait_until,
 )
 from viteproxy_core.doctor import codes
@@ -58,6 +62,14 @@ class World:
         return wait_until(lambda: next((line for line in self.proxy.output().splitlines()
                                         if f"viteproxy: {code} {path}" in line), ""),
                           10, f"{code} for {path} in mitmdump's output")
+
+    def in_log(self, code: str | None, url: str, event: str = "http") -> dict[str, Any]:
+        """The flight recorder's `event` line for the flow of `url`, which must carry `code`."""
+        log = self.proxy.workdir / "viteproxy.jsonl"  # the option's default, in mitmdump's cwd
+        line = wait_until(lambda: next(iter(log_lines(log, url, event)), None),
+                          10, f"the {event} line of {url} in {log}")
+        assert (line.get("diagnosis") or {}).get("code") == code, line
+        return line
 
     def doctor_codes(self, rule: str) -> list[str]:
         return codes(self.doctor).get(rule, [])
@@ -136,6 +148,8 @@ def test_connect_refused(world: World) -> None:
     assert d["code"] == "CONNECT_REFUSED"
     assert d["rule"] == "/refused" and f"127.0.0.1:{world.backends['closed']}" in d["facts"]["tried"]
     world.logged("CONNECT_REFUSED", "/refused/x")
+    line = world.in_log("CONNECT_REFUSED", "/refused/x")
+    assert line["status"] is None and line["rule"] == "/refused"  # the backend never answered
     assert "CONNECT_REFUSED" in world.doctor_codes("/refused")
     # The same through a WebSocket client: the handshake fails with our 502, not a silent 1006.
     with pytest.raises(InvalidStatus) as e:
@@ -143,6 +157,7 @@ def test_connect_refused(world: World) -> None:
     assert e.value.response.status_code == 502
     assert e.value.response.headers["x-viteproxy-diagnosis"] == "CONNECT_REFUSED"
     assert b"CONNECT_REFUSED" in e.value.response.body
+    assert world.in_log("CONNECT_REFUSED", "/refused/ws", "ws_handshake")["outcome"] == "failed"
 
 
 def test_generic_502_page_is_replaced_in_every_format(world: World) -> None:
@@ -160,6 +175,7 @@ def test_localhost_ipv6_mismatch(world: World) -> None:
     assert (status, d["code"]) == (502, "LOCALHOST_IPV6_MISMATCH")
     assert f"[::1]:{world.backends['v6only'].port}" in d["facts"]["listening"]
     world.logged("LOCALHOST_IPV6_MISMATCH", "/v6only/x")
+    world.in_log("LOCALHOST_IPV6_MISMATCH", "/v6only/x")
     assert "LOCALHOST_IPV6_MISMATCH" in world.doctor_codes("/v6only")
 
 
@@ -167,6 +183,7 @@ def test_dns_failure(world: World) -> None:
     status, _, d = world.diag("/dns/x")
     assert (status, d["code"]) == (502, "DNS_FAILURE")
     world.logged("DNS_FAILURE", "/dns/x")
+    world.in_log("DNS_FAILURE", "/dns/x")
     assert world.doctor_codes("/dns") == ["DNS_FAILURE"]
 
 
@@ -175,6 +192,7 @@ def test_connect_timeout(world: World) -> None:
     assert (status, d["code"]) == (504, "CONNECT_TIMEOUT")
     assert "proxyTimeout" in d["facts"]["timeout"]
     world.logged("CONNECT_TIMEOUT", "/slow/x")
+    world.in_log("CONNECT_TIMEOUT", "/slow/x")
     assert "CONNECT_TIMEOUT" in world.doctor_codes("/slow")
 
 
@@ -182,9 +200,11 @@ def test_tls_verify_failed_and_secure_false(world: World) -> None:
     status, _, d = world.diag("/tls-strict/x")
     assert (status, d["code"]) == (502, "TLS_VERIFY_FAILED")
     world.logged("TLS_VERIFY_FAILED", "/tls-strict/x")
+    world.in_log("TLS_VERIFY_FAILED", "/tls-strict/x")
     assert "TLS_VERIFY_FAILED" in world.doctor_codes("/tls-strict")
     status, headers, _ = http_request(world.proxy.port, "GET", "/tls-relaxed/x")
     assert status == 200 and "x-viteproxy-diagnosis" not in headers
+    assert world.in_log(None, "/tls-relaxed/x")["status"] == 200
     assert "/tls-relaxed" not in codes(world.doctor)
 
 
@@ -203,12 +223,15 @@ def test_handshake_not_found(world: World) -> None:
     assert body["facts"]["path in"] == "/nf/chat" and body["facts"]["path sent"] == "/nf/chat"
     assert "no route for /nf/chat" in body["facts"]["backend said"]
     world.logged("HANDSHAKE_NOT_FOUND", "/nf/chat")
+    line = world.in_log("HANDSHAKE_NOT_FOUND", "/nf/chat", "ws_handshake")
+    assert (line["outcome"], line["status"]) == ("rejected", 404)
     assert "HANDSHAKE_NOT_FOUND" in world.doctor_codes("/nf")
 
 
 def test_plain_http_404_is_not_a_failure(world: World) -> None:
     status, headers, _ = http_request(world.proxy.port, "GET", "/nf/page")
     assert status == 404 and "x-viteproxy-diagnosis" not in headers
+    world.in_log(None, "/nf/page")
 
 
 def test_handshake_forbidden_origin(world: World) -> None:
@@ -218,6 +241,7 @@ def test_handshake_forbidden_origin(world: World) -> None:
     assert body["facts"]["Host sent"] == f"127.0.0.1:{world.proxy.port}"
     assert "changeOrigin" in body["fix"] and "rewriteWsOrigin" in body["fix"]
     world.logged("HANDSHAKE_FORBIDDEN_ORIGIN", "/origin/x")
+    world.in_log("HANDSHAKE_FORBIDDEN_ORIGIN", "/origin/x", "ws_handshake")
     assert "HANDSHAKE_FORBIDDEN_ORIGIN" in world.doctor_codes("/origin")
 
 
@@ -226,6 +250,7 @@ def test_handshake_rejected(world: World) -> None:
     assert (resp.status_code, resp.headers["x-viteproxy-diagnosis"]) == (401, "HANDSHAKE_REJECTED")
     assert b"handshake rejected by test backend" in resp.body
     world.logged("HANDSHAKE_REJECTED", "/reject/x")
+    world.in_log("HANDSHAKE_REJECTED", "/reject/x", "ws_handshake")
     assert "HANDSHAKE_REJECTED" in world.doctor_codes("/reject")
 
 
@@ -234,6 +259,8 @@ def test_subprotocol_mismatch(world: World) -> None:
         connect(f"ws://127.0.0.1:{world.proxy.port}/picky/x", subprotocols=["chat.v1"], open_timeout=10)
     line = world.logged("SUBPROTOCOL_MISMATCH", "/picky/x")
     assert "'chat.v2'" in line
+    logged = world.in_log("SUBPROTOCOL_MISMATCH", "/picky/x", "ws_handshake")
+    assert (logged["subprotocol"], logged["offered_subprotocols"]) == ("chat.v2", "chat.v1")
     assert "SUBPROTOCOL_MISMATCH" in world.doctor_codes("/picky")
 
 
@@ -242,12 +269,15 @@ def test_hmr_captured(world: World) -> None:
                  open_timeout=10) as c:
         assert c.response.headers["x-viteproxy-diagnosis"] == "HMR_CAPTURED"
     world.logged("HMR_CAPTURED", "/hmr-app/")
+    line = world.in_log("HMR_CAPTURED", "/hmr-app/", "ws_handshake")
+    assert line["outcome"] == "upgraded" and line["diagnosis"]["severity"] == "warning"
 
 
 def test_hmr_captured_config_lint_in_doctor(tmp_path: Path) -> None:
     rules = tmp_path / "rules.yaml"
     rules.write_text(f"server: {{port: {free_port()}}}\n"
                      "proxy:\n  /: {target: 'http://127.0.0.1:9', ws: true}\n")
+    # A config lint here: no flow, so no JSONL line (the proxy's own is asserted above).
     rc, report = run_doctor(rules)
     assert rc == 1 and codes(report)["/"][0] == "HMR_CAPTURED"
 
@@ -256,12 +286,16 @@ def test_socketio_polling_only(world: World) -> None:
     status, headers, _ = http_request(world.proxy.port, "GET", "/socket.io/?EIO=4&transport=polling")
     assert status == 200 and headers["x-viteproxy-diagnosis"] == "SOCKETIO_POLLING_ONLY"
     world.logged("SOCKETIO_POLLING_ONLY", "/socket.io/")
+    world.in_log("SOCKETIO_POLLING_ONLY", "/socket.io/?EIO=4&transport=polling")
     assert "SOCKETIO_POLLING_ONLY" in world.doctor_codes("/socket.io")
 
 
 def test_no_ws_rule(world: World) -> None:
     resp = _handshake(world, "/socket.io/?EIO=4&transport=websocket")
     assert (resp.status_code, resp.headers["x-viteproxy-diagnosis"]) == (502, "NO_WS_RULE")
+    world.logged("NO_WS_RULE", "/socket.io/")
+    line = world.in_log("NO_WS_RULE", "/socket.io/?EIO=4&transport=websocket", "ws_handshake")
+    assert "upstream" not in line  # answered by the proxy itself
 
 
 def test_backend_closed_abnormally(world: World) -> None:
@@ -270,6 +304,70 @@ def test_backend_closed_abnormally(world: World) -> None:
         with pytest.raises(ConnectionClosed):
             c.recv(timeout=10)
     world.logged("BACKEND_CLOSED_ABNORMALLY", "/echo/x")
+    world.in_log(None, "/echo/x", "ws_handshake")  # the handshake itself went well
+    close = world.in_log("BACKEND_CLOSED_ABNORMALLY", "/echo/x", "ws_close")
+    assert (close["code"], close["closed_by"]) == (1006, "server")
+
+
+# ---------------------------------------------------------------- report
+
+def test_report_names_each_failure_in_the_log(world: World) -> None:
+    """scripts/report on this proxy's own log: each failed connection with its code and fix."""
+    assert http_request(world.proxy.port, "GET", "/refused/report")[0] == 502
+    for path in ("/nf/report", "/origin/report", "/socket.io/?EIO=4&transport=websocket&report=1"):
+        _handshake(world, path)
+    for path, offered in (("/echo/report", None), ("/hmr-app/report", ["vite-hmr"])):
+        with connect(f"ws://127.0.0.1:{world.proxy.port}{path}", subprotocols=offered, open_timeout=10) as c:
+            c.send("abort")
+            with pytest.raises(ConnectionClosed):
+                c.recv(timeout=10)
+    expected = {  # url -> (code, the log line that carries it)
+        "/refused/report": ("CONNECT_REFUSED", "http"),
+        "/nf/report": ("HANDSHAKE_NOT_FOUND", "ws_handshake"),
+        "/origin/report": ("HANDSHAKE_FORBIDDEN_ORIGIN", "ws_handshake"),
+        "/socket.io/?EIO=4&transport=websocket&report=1": ("NO_WS_RULE", "ws_handshake"),
+        "/echo/report": ("BACKEND_CLOSED_ABNORMALLY", "ws_close"),
+        # Two diagnoses on one connection: a warning at the handshake, an error at the close.
+        "/hmr-app/report": ("BACKEND_CLOSED_ABNORMALLY", "ws_close"),
+    }
+    logged = {url: world.in_log(code, url, event) for url, (code, event) in expected.items()}
+    hmr = world.in_log("HMR_CAPTURED", "/hmr-app/report", "ws_handshake")["diagnosis"]
+    log = world.proxy.workdir / "viteproxy.jsonl"
+
+    rc, out = run_report(log, "--json")
+    assert rc == 1  # problems found
+    conns = {c["url"]: c for c in json.loads(out)["connections"]}
+    for url, (code, _) in expected.items():
+        c = conns[url]
+        assert c["diagnosis"]["code"] == code and code in c["problems"], c
+        assert c["diagnosis"]["fix"] == logged[url]["diagnosis"]["fix"]
+        assert c["id"] == logged[url]["id"]
+    assert conns["/echo/report"]["close"]["code"] == 1006
+    both = conns["/hmr-app/report"]
+    assert [d["code"] for d in both["diagnoses"]] == ["HMR_CAPTURED", "BACKEND_CLOSED_ABNORMALLY"]
+    assert both["problems"][:2] == ["HMR_CAPTURED", "BACKEND_CLOSED_ABNORMALLY"]
+
+    rc, text = run_report(log)
+    assert rc == 1
+    for url, (code, _) in expected.items():
+        diag = logged[url]["diagnosis"]
+        head = next(line for line in text.splitlines() if line.startswith(f"  {diag_id(logged[url])} "))
+        assert url in head and code in head, head
+        assert f"    {code}: {diag['summary']}" in text and f"    fix: {diag['fix']}" in text
+    assert f"    HMR_CAPTURED: {hmr['summary']}" in text and f"    fix: {hmr['fix']}" in text
+
+
+def diag_id(line: dict[str, Any]) -> str:
+    return str(line["id"])[:8]  # the report's short id
+
+
+def run_report(log: Path, *args: str) -> tuple[int, str]:
+    """scripts/report by its path, from another folder, on this interpreter."""
+    done = subprocess.run([str(ROOT / "scripts" / "report"), str(log), *args], cwd="/",
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "VITEPROXY_PYTHON": sys.executable})
+    assert done.returncode in (0, 1), done.stderr
+    return done.returncode, done.stdout
 
 
 def test_green_rules_are_green_through_the_proxy(world: World) -> None:
@@ -277,12 +375,17 @@ def test_green_rules_are_green_through_the_proxy(world: World) -> None:
     assert [c["layer"] for c in echo] == ["config", "dns", "tcp", "http", "ws", "proxy"]
     assert all(c["status"] == "ok" for c in echo), echo
     assert world.doctor_rc == 1
+    # doctor's handshake through the proxy ends with a close frame: no 1006 "failure" in the log.
+    close = world.in_log(None, "/echo", "ws_close")
+    assert (close["code"], close["closed_by"]) == (1000, "client"), close
 
 
 # ---------------------------------------------------------- config codes
 
 def test_target_typos_stop_the_proxy_and_doctor_names_them(tmp_path: Path) -> None:
     from support import run_mitmdump
+
+    # A start-up error: the proxy never serves a flow, so there is no JSONL line to check.
 
     # One file with all three: a rules file's errors are reported all at once.
     (tmp_path / "rules.yaml").write_text(
@@ -300,6 +403,7 @@ def test_target_typos_stop_the_proxy_and_doctor_names_them(tmp_path: Path) -> No
 
 def test_ws_target_for_http(tmp_path: Path, backend: Backend, proxy_factory: Any) -> None:
     proxy = proxy_factory({"proxy": {"/sock": backend.url.replace("http://", "ws://")}})
+    # A config warning at start-up, about the rule rather than any flow: mitmdump's output only.
     assert "WS_TARGET_FOR_HTTP" in proxy.output()
     rc, report = run_doctor(proxy.rules_path)
     assert codes(report)["/sock"] == ["WS_TARGET_FOR_HTTP"]

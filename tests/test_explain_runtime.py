@@ -1,4 +1,8 @@
-"""Diagnoses that need their own proxy: idle timeout, listen failures, saved flows, the demo."""
+"""Diagnoses that need their own proxy: idle timeout, listen failures, saved flows, the demo.
+
+Listen failures (LISTEN_PORT_IN_USE, PRIVILEGED_PORT) happen before any flow
+exists: they reach mitmdump's output and doctor, and no JSONL line is expected.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,18 @@ import pytest
 from test_explain import run_doctor
 from websockets.sync.client import connect
 
-from support import MITMDUMP, ROOT, Backend, free_port, http_request, port_open, run_mitmdump, wait_until
+from support import (
+    MITMDUMP,
+    ROOT,
+    Backend,
+    free_port,
+    http_request,
+    log_lines,
+    port_open,
+    read_jsonl,
+    run_mitmdump,
+    wait_until,
+)
 from viteproxy_core.doctor import codes
 
 MITM12 = hasattr(__import__("mitmproxy.options", fromlist=["Options"]).Options(), "tcp_timeout")
@@ -31,6 +46,10 @@ def test_idle_timeout(backend: Backend, proxy_factory: Any) -> None:
         assert c.recv(timeout=10) == "one"
         wait_until(lambda: "viteproxy: IDLE_TIMEOUT /ws/idle" in proxy.output(), 15, "IDLE_TIMEOUT")
     assert "limit is 1 s, tcp_timeout" in proxy.output()
+    log = proxy.workdir / "viteproxy.jsonl"
+    close = wait_until(lambda: next(iter(log_lines(log, "/ws/idle", "ws_close")), None), 10, "the close line")
+    assert close["diagnosis"]["code"] == "IDLE_TIMEOUT", close
+    assert close["closed_by"] == "proxy" and "idle timeout" in close["detail"]
 
 
 def _listener(host: str, port: int = 0) -> socket.socket:
@@ -55,6 +74,7 @@ def test_listen_port_in_use(tmp_path: Path) -> None:
         assert done.returncode != 0
         pattern = rf"viteproxy: LISTEN_PORT_IN_USE: Cannot listen on 127.0.0.1:{port}: .*pid {os.getpid()}"
         assert re.search(pattern, out), out
+        assert read_jsonl(tmp_path / "viteproxy.jsonl") == []  # no flow ever started
         rc, report = run_doctor(rules)
     assert rc == 1 and codes(report)["(listen)"] == ["LISTEN_PORT_IN_USE"]
 
@@ -83,6 +103,7 @@ def test_privileged_port(tmp_path: Path) -> None:
                           cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert done.returncode != 0
     assert f"viteproxy: PRIVILEGED_PORT: Cannot listen on 127.0.0.1:{port}" in done.stdout
+    assert read_jsonl(tmp_path / "viteproxy.jsonl") == []  # no flow ever started
     doctor = subprocess.run([*drop, str(ROOT / "scripts" / "doctor"), "--json", "--rules", str(rules)],
                             capture_output=True, text=True, timeout=60,
                             env={**os.environ, "VITEPROXY_PYTHON": sys.executable})
@@ -113,7 +134,11 @@ def test_saved_flows_carry_the_diagnosis(tmp_path: Path, backend: Backend, proxy
         assert fl.comment.startswith(f"{code}: ") and fl.marked
     # No response was invented for the failed connect: the flow keeps mitmproxy's error.
     assert flows["/down/x"].response is None and flows["/down/x"].error is not None
-    # TODO(issue 3): when the JSONL recorder lands, assert its line carries the same diagnosis.
+    # The flight recorder's line of each flow carries the same diagnosis (stop() flushed it).
+    log = proxy.workdir / "viteproxy.jsonl"
+    lines = {(r["event"], r["url"]): r for r in read_jsonl(log) if "url" in r}
+    assert lines[("http", "/down/x")]["diagnosis"] == flows["/down/x"].metadata["viteproxy"]["diagnosis"]
+    assert lines[("ws_handshake", "/ws/x")]["diagnosis"]["code"] == "HANDSHAKE_NOT_FOUND"
 
 
 def _demo_rules(tmp_path: Path) -> Path:

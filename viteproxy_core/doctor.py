@@ -259,6 +259,8 @@ class RuleDoctor:
             resp = conn.getresponse()
             code = resp.getheader("x-viteproxy-diagnosis")
             body = resp.read(2000) if resp.status != 101 else b""
+            if resp.status == 101:
+                _close_websocket(conn)
         except OSError as e:
             self.add(Check(self.rule.key, "proxy", "error", "UPSTREAM_ERROR",
                            f"the proxy on {fmt_addr(host, s.port)} did not answer: {e}",
@@ -275,6 +277,27 @@ class RuleDoctor:
             self.add(Check(self.rule.key, "proxy", "error", code, detail, "see the code's fix above"))
         self.checks.append(Check(self.rule.key, "proxy", "warning" if code else "ok", code,
                                  f"GET {path} through {fmt_addr(host, s.port)} -> {resp.status}"))
+
+
+def _close_websocket(conn: http.client.HTTPConnection) -> None:
+    """End an upgraded probe with a close frame (1000) and wait for the proxy to hang up.
+
+    Dropping the TCP connection instead would leave a 1006 "abnormal closure"
+    for every doctor run in the proxy's flight recorder log, and scripts/report
+    would list the doctor's own probes as failures.
+    """
+    sock = conn.sock
+    if sock is None:
+        return
+    mask = os.urandom(4)
+    payload = bytes(b ^ mask[i % 4] for i, b in enumerate((1000).to_bytes(2, "big")))
+    try:
+        sock.sendall(b"\x88\x82" + mask + payload)  # FIN + close, masked (client), 2 bytes
+        sock.settimeout(2.0)
+        while sock.recv(4096):  # the proxy's close frame, then its end of the connection
+            pass
+    except OSError:
+        pass  # the probe's verdict is already made; this is only politeness
 
 
 def _proxy_is_ours(holder: str | None) -> bool:

@@ -247,11 +247,9 @@ class Router:
             {"content-type": content_type, "x-viteproxy-diagnosis": diag.code,
              "cache-control": "no-store"},
         )
-        flow.metadata[META] = {
-            "kind": kind, "rule": diag.rule, "url": url, "diagnosis": diag.to_dict(),
-        }
-        flow.comment = f"{diag.code}: {url}"
-        flow.marked = ":warning:"
+        flow.metadata[META] = {"kind": kind, "rule": diag.rule, "url": url}
+        # Like every other diagnosis: metadata, comment, mark and mitmdump's log.
+        record_diagnosis(flow, diag)
 
 
 def _streamed_body(headers: http.Headers, chunked: bool = True) -> bool:

@@ -44,8 +44,17 @@ class Connection:
     reason: str | None = None
     closed_by: str | None = None
     closed: bool = False
-    diagnosis: dict[str, Any] | None = None
+    # Every distinct diagnosis on the connection's lines, in order: a warning at
+    # the handshake (HMR_CAPTURED) and an error at the close are both news.
+    diagnoses: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def diagnosis(self) -> dict[str, Any] | None:
+        """The one that matters most: the last error, else the last warning."""
+        errors = [d for d in self.diagnoses if d.get("severity") != "warning"]
+        chosen = errors or self.diagnoses
+        return chosen[-1] if chosen else None
 
     @property
     def duration(self) -> float | None:
@@ -53,9 +62,7 @@ class Connection:
 
     @property
     def problems(self) -> list[str]:
-        out = []
-        if self.diagnosis:
-            out.append(str(self.diagnosis.get("code", "diagnosed")))
+        out = [str(d.get("code", "diagnosed")) for d in self.diagnoses]
         if self.kind == "ws":
             if self.outcome in ("rejected", "failed"):
                 why = f" ({self.status})" if self.status else (f": {self.error}" if self.error else "")
@@ -74,7 +81,7 @@ class Connection:
             "messages": dict(self.messages), "bytes": dict(self.bytes),
             "close": {"code": self.code, "reason": self.reason, "closed_by": self.closed_by,
                       "meaning": meaning(self.code)} if self.closed else None,
-            "diagnosis": self.diagnosis, "problems": self.problems,
+            "diagnosis": self.diagnosis, "diagnoses": list(self.diagnoses), "problems": self.problems,
         }
 
 
@@ -135,8 +142,9 @@ def analyse(records: Iterable[dict[str, Any]]) -> Session:
         else:
             unknown += 1
             continue
-        if rec.get("diagnosis") and c.diagnosis is None:
-            c.diagnosis = rec["diagnosis"]
+        diag = rec.get("diagnosis")
+        if isinstance(diag, dict) and diag not in c.diagnoses:
+            c.diagnoses.append(diag)
     ordered = sorted(conns.values(), key=lambda c: (not c.problems, c.start or 0.0))
     return Session(ordered, unknown)
 
@@ -212,10 +220,7 @@ def render_table(session: Session, include_http: bool = False) -> str:
         out += ["", "Problems:"]
         for c in diagnosed:
             out.append(f"  {c.id[:8]} {c.method or 'WS'} {c.url}: {'; '.join(c.problems)}")
-            if c.diagnosis:
-                out.append(f"    {c.diagnosis.get('code')}: {c.diagnosis.get('summary', '')}")
-                if c.diagnosis.get("fix"):
-                    out.append(f"    fix: {c.diagnosis['fix']}")
+            out += _diagnosis_lines(c, "    ")
     if http and not include_http:
         by_rule: dict[str, list[int]] = {}
         for c in http:
@@ -262,11 +267,17 @@ def render_timeline(c: Connection) -> str:
         else:
             what = str(ev)
         out.append(f"  {rel}  {what}")
-    if c.diagnosis:
-        out.append(f"  diagnosis {c.diagnosis.get('code')}: {c.diagnosis.get('summary', '')}")
-        if c.diagnosis.get("fix"):
-            out.append(f"    fix: {c.diagnosis['fix']}")
+    out += _diagnosis_lines(c, "  diagnosis ")
     return "\n".join(out) + "\n"
+
+
+def _diagnosis_lines(c: Connection, lead: str) -> list[str]:
+    out = []
+    for d in c.diagnoses:
+        out.append(f"{lead}{d.get('code')}: {d.get('summary', '')}")
+        if d.get("fix"):
+            out.append(f"{' ' * 4}fix: {d['fix']}")
+    return out
 
 
 def render_json(session: Session, conns: list[Connection] | None = None, timeline: bool = False) -> str:
@@ -326,11 +337,9 @@ def render_html(session: Session, source: str) -> str:
         if c.kind != "ws" and not c.problems:
             continue
         cls = ' class="bad"' if c.problems else ""
-        diag = ""
-        if c.diagnosis:
-            d = c.diagnosis
-            diag = (f"<div class=diag><b>{e(str(d.get('code')))}</b>: {e(str(d.get('summary', '')))}"
-                    f"<br>fix: {e(str(d.get('fix', '')))}</div>")
+        diag = "".join(
+            f"<div class=diag><b>{e(str(d.get('code')))}</b>: {e(str(d.get('summary', '')))}"
+            f"<br>fix: {e(str(d.get('fix', '')))}</div>" for d in c.diagnoses)
         rows.append(
             f"<tr{cls}><td><code>{e(c.id[:8])}</code></td><td>{e(c.rule or '-')}</td>"
             f"<td>{e(c.url)}<br><small>{e(c.upstream or '(proxy)')}</small></td>"
