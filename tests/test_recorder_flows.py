@@ -82,7 +82,11 @@ def test_mitmweb_comments_and_marks(tmp_path: Path) -> None:
     failures = _flows("handshake_failures")
     _replay(failures, tmp_path / "a.jsonl")
     rejected = next(f for f in failures if f.response and f.response.status_code == 403)
-    assert rejected.comment.startswith("[/strict]") and "rejected 403" in rejected.comment
+    # The diagnosis leads; the route line, with the outcome, stays the last line.
+    assert rejected.comment.startswith("HANDSHAKE_FORBIDDEN_ORIGIN:")
+    assert rejected.comment.splitlines()[-1] == (
+        rejected.comment.splitlines()[-1].split(" · ")[0] + " · rejected 403")
+    assert rejected.comment.splitlines()[-1].startswith("[/strict]")
     assert rejected.marked
     failed = next(f for f in failures if f.error and not f.response)
     assert "[/down]" in failed.comment and "failed:" in failed.comment and failed.marked

@@ -254,16 +254,26 @@ def annotate_handshake(flow: http.HTTPFlow, outcome: str, status: int | None, er
         note = f"rejected {status}"
     else:
         note = f"failed: {error}"
-    flow.comment = f"{flow.comment} · {note}" if flow.comment else f"{flow.request.pretty_url} · {note}"
+    _append_note(flow, note, default=flow.request.pretty_url)
     if outcome != "upgraded" and not flow.marked:
         flow.marked = ":warning:"
 
 
 def annotate_close(flow: http.HTTPFlow, code: int | None, closed_by: str) -> None:
     note = f"closed by {closed_by}: {code} {closecodes.meaning(code)}"
-    flow.comment = f"{flow.comment} · {note}" if flow.comment else note
+    _append_note(flow, note)
     if (code is None or closecodes.is_abnormal(code)) and not flow.marked:
         flow.marked = ":warning:"
+
+
+def _append_note(flow: http.HTTPFlow, note: str, default: str = "") -> None:
+    # Once: a flow read back from a .mitm file already carries the notes it got live.
+    if flow.comment and f" · {note}" in flow.comment:
+        return
+    if flow.comment:
+        flow.comment = f"{flow.comment} · {note}"
+    else:
+        flow.comment = f"{default} · {note}" if default else note
 
 
 def _client(flow: http.HTTPFlow) -> str | None:
