@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 
@@ -19,7 +21,8 @@ def _launch(tmp_path, rules: dict, *args: str) -> tuple[subprocess.Popen, int, o
     out = open(tmp_path / "launcher.out", "wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "viteproxy_core.launcher", "--rules", str(path), *args],
-        cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+        # In its own directory, where the recorder's default log goes; the checkout's package on the path.
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=out, stderr=subprocess.STDOUT,
     )
 
     def up() -> bool:
@@ -62,3 +65,30 @@ def test_launcher_rejects_broken_rules_without_traceback(tmp_path):
     assert "rules.yaml:3: proxy./api.target" in r.stderr
     assert "TARGET_NO_SCHEME" in r.stderr
     assert "Traceback" not in r.stderr + r.stdout
+
+
+def test_launcher_records_to_the_log(tmp_path, backend_factory):
+    # The recorder acts on its own options only; the launcher must configure it
+    # as mitmdump's script loader does, or it silently records nothing.
+    ws = backend_factory()
+    log = tmp_path / "viteproxy.jsonl"  # the default: no viteproxy_* option given
+    proc, port, out = _launch(tmp_path, {"proxy": {"/ws": {"target": ws.url, "ws": True}}})
+    try:
+        with connect(f"ws://127.0.0.1:{port}/ws/rec") as c:
+            for text in ("one", "two"):
+                c.send(text)
+                assert c.recv(timeout=10) == text
+        status, _, _ = http_request(port, "GET", "/nothing-here")
+        assert status >= 400
+
+        def logged() -> list[dict]:
+            return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+        wait_until(lambda: {"ws_close", "http"} <= {e["event"] for e in logged()}, 20, "the log's lines")
+    finally:
+        proc.terminate()
+        proc.wait(15)
+        out.close()
+    events = logged()
+    assert [e["payload"] for e in events if e["event"] == "ws_message"] == ["one", "one", "two", "two"]
+    assert any(e["event"] == "http" and e["url"] == "/nothing-here" and "diagnosis" in e for e in events)

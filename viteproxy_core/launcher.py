@@ -18,7 +18,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from mitmproxy import exceptions, master, options
+from mitmproxy import exceptions, hooks, master, options
 from mitmproxy.addons import core, dumper, errorcheck, next_layer, proxyserver, save, tlsconfig
 
 from .addons import make_addons
@@ -41,7 +41,8 @@ class LeanMaster(master.Master):
             self.addons.add(dumper.Dumper())
         if save_to:
             self.addons.add(save.Save())
-        self.addons.add(*make_addons())
+        self.viteproxy = make_addons()
+        self.addons.add(*self.viteproxy)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -91,6 +92,13 @@ async def _run(args: Any) -> int:
         opts.update(**updates)
         if args.setoptions:
             opts.set(*args.setoptions)
+        # mitmdump's script loader gives a script's addons one configure naming
+        # every option; the recorder acts only on the viteproxy_* options named,
+        # so without this it would never open its log nor trim messages. The
+        # rules are left out: the update above loaded them already.
+        everything = set(opts.keys()) - {"viteproxy_rules"}
+        for addon in m.viteproxy:
+            m.addons.invoke_addon_sync(addon, hooks.ConfigureHook(everything))
     except exceptions.OptionsError as e:
         print(f"viteproxy: {e}", file=sys.stderr)
         return 1
