@@ -100,7 +100,8 @@ async def _run(args: Any) -> int:
         for addon in m.viteproxy:
             m.addons.invoke_addon_sync(addon, hooks.ConfigureHook(everything))
     except exceptions.OptionsError as e:
-        print(f"viteproxy: {e}", file=sys.stderr)
+        message = str(e)
+        print(message if message.startswith("viteproxy:") else f"viteproxy: {message}", file=sys.stderr)
         return 1
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
