@@ -514,6 +514,27 @@ class ForcedProtocolServer:
         self.loop.run(stop())
 
 
+class SilentListener:
+    """A port that accepts connections (the kernel completes them) but never answers.
+
+    The listening socket is never accept()ed: requests sit in the kernel's
+    buffers, as with a backend that is stuck or does not own the path.
+    """
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.bind((host, 0))
+        self.listener.listen(16)
+        self.port = int(self.listener.getsockname()[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        self.listener.close()
+
+
 class BlackholeListener:
     """A port where TCP connects hang: a listening socket whose accept backlog is full.
 

@@ -15,6 +15,7 @@ from typing import Any
 from .routing import Miss
 
 __all__ = [
+    "response_timeout",
     "Diagnosis", "backend_closed_abnormally", "classify_connect_error", "connect_refused",
     "connect_timeout", "dns_failure", "from_issue", "handshake_failed", "hmr_captured",
     "idle_timeout", "listen_failed", "listen_peer_taken", "localhost_mismatch", "no_rule",
@@ -152,6 +153,38 @@ def connect_timeout(host: str, port: int, timeout_ms: float, source: str, *, rul
         "check that the backend accepts connections (curl -v its URL), or raise the rule's "
         "'proxyTimeout' if it is just slow.",
         rule=rule, upstream=upstream, facts=(("timeout", f"{timeout_ms:g} ms ({source})"),),
+    )
+
+
+def response_timeout(kind: str, timeout_ms: float, source: str, *, fallback: bool, rule: str | None,
+                     upstream: str | None) -> Diagnosis:
+    """The backend accepted the connection but did not answer the request in time."""
+    facts = (("timeout", f"{timeout_ms:g} ms ({source})"),)
+    if kind == "ws":
+        if fallback:
+            return Diagnosis(
+                "HANDSHAKE_TIMEOUT", 504,
+                f"The fallback did not answer this WebSocket handshake within {timeout_ms:g} ms. No rule "
+                "with ws: true matched it, so it went to the fallback, and a dev server answers only the "
+                "upgrades it owns (Vite: its HMR socket) and leaves the others hanging.",
+                "add a rule with 'ws: true' whose key is a prefix of this path, pointing at the "
+                "WebSocket backend.",
+                rule=rule, upstream=upstream, facts=facts,
+            )
+        return Diagnosis(
+            "HANDSHAKE_TIMEOUT", 504,
+            f"The backend accepted the connection but did not answer the WebSocket handshake within "
+            f"{timeout_ms:g} ms: it does not serve WebSockets at this path, or it is stuck.",
+            "check the rewritten path and that the backend handles upgrades there; raise the rule's "
+            "'proxyTimeout' if it is just slow.",
+            rule=rule, upstream=upstream, facts=facts,
+        )
+    return Diagnosis(
+        "BACKEND_TIMEOUT", 504,
+        f"The backend accepted the connection but sent no response within {timeout_ms:g} ms.",
+        "find out why the backend is slow or stuck (its log, a debugger), or raise the rule's "
+        "'proxyTimeout'.",
+        rule=rule, upstream=upstream, facts=facts,
     )
 
 

@@ -49,6 +49,7 @@ from .diagnosis import (
     listen_peer_taken,
     localhost_mismatch,
     render,
+    response_timeout,
     socketio_polling_only,
     subprotocol_mismatch,
     tls_failed,
@@ -63,6 +64,7 @@ __all__ = ["Explainer", "DEFAULT_CONNECT_TIMEOUT_S"]
 logger = logging.getLogger("viteproxy")
 
 DEFAULT_CONNECT_TIMEOUT_S = 10.0
+DEFAULT_HANDSHAKE_TIMEOUT_S = 15.0
 MITMPROXY_11_IDLE_S = 600.0  # fixed in mitmproxy < 12.2 (proxy/server.py)
 
 # Rendered responses waiting for Http1Server.send, by client connection id.
@@ -82,15 +84,42 @@ class Explainer:
         self._late_warning: dict[str, Diagnosis] = {}
         self._offered: weakref.WeakKeyDictionary[http.HTTPFlow, tuple[str, ...]] = weakref.WeakKeyDictionary()
         self._listen_filter: _ListenFailure | None = None
+        # Response timeouts: the task that reads each server connection (mitmproxy
+        # runs the server_connected hook in it), the timer of each waiting flow,
+        # and the flows whose server connection we cut for being too slow.
+        self._server_tasks: dict[str, asyncio.Task[Any]] = {}
+        self._seconds = {"viteproxy_connect_timeout": DEFAULT_CONNECT_TIMEOUT_S,
+                         "viteproxy_handshake_timeout": DEFAULT_HANDSHAKE_TIMEOUT_S}
+        self._response_timers: weakref.WeakKeyDictionary[http.HTTPFlow, asyncio.TimerHandle] = (
+            weakref.WeakKeyDictionary())
+        self._response_timed_out: dict[str, tuple[float, str]] = {}
 
     def load(self, loader: Any) -> None:
         loader.add_option(
-            "viteproxy_connect_timeout", float, DEFAULT_CONNECT_TIMEOUT_S,
+            "viteproxy_connect_timeout", str, f"{DEFAULT_CONNECT_TIMEOUT_S:g}",
             "Seconds to wait for a backend to accept a connection, unless the rule sets "
             "proxyTimeout or timeout (ms). mitmproxy itself has no connect timeout.",
         )
+        loader.add_option(
+            "viteproxy_handshake_timeout", str, f"{DEFAULT_HANDSHAKE_TIMEOUT_S:g}",
+            "Seconds to wait for the answer to a WebSocket handshake, unless the rule sets "
+            "proxyTimeout or timeout (ms); 0 waits forever. A dev server given an upgrade it "
+            "does not own never answers it.",
+        )
         _install_send_wrapper()
         self._listen_filter = _ListenFailure.install(self.router)
+
+    def configure(self, updated: set[str]) -> None:
+        # Options are strings: mitmproxy's --set parses no float options.
+        # A bad value is logged, not raised: mitmproxy prints a traceback for any
+        # exception from a script's configure; at startup the error record makes
+        # it exit with status 1, later the previous value stays.
+        for name in ("viteproxy_connect_timeout", "viteproxy_handshake_timeout"):
+            if name in updated:
+                try:
+                    self._seconds[name] = parse_seconds(name, getattr(ctx.options, name))
+                except ValueError as e:
+                    logger.error("viteproxy: %s", e)
 
     def done(self) -> None:
         _ListenFailure.uninstall()
@@ -150,7 +179,7 @@ class Explainer:
             return rule.proxy_timeout_ms / 1000, "the rule's proxyTimeout"
         if rule is not None and rule.timeout_ms:
             return rule.timeout_ms / 1000, "the rule's timeout"
-        return float(ctx.options.viteproxy_connect_timeout), "viteproxy_connect_timeout"
+        return self._seconds["viteproxy_connect_timeout"], "viteproxy_connect_timeout"
 
     def _expire(self, client_id: str, server_id: str, task: asyncio.Task[Any],
                 info: tuple[str, int, float, str]) -> None:
@@ -173,6 +202,9 @@ class Explainer:
 
     async def server_connected(self, data: Any) -> None:
         self._stop_timer(data)
+        task = asyncio.current_task()
+        if task is not None:
+            self._server_tasks[data.server.id] = task
         host, port = data.server.address[:2]
         peer = data.server.peername
         if host.lower().rstrip(".") != "localhost" or not peer:
@@ -192,6 +224,52 @@ class Explainer:
                 works_here=True,
             )
 
+    def server_disconnected(self, data: Any) -> None:
+        self._server_tasks.pop(data.server.id, None)
+
+    # ------------------------------------------------- response timeouts
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        # The whole request has been read (streamed bodies too): from now on the
+        # backend owes an answer.
+        r = self.router.route_for(flow)
+        if r is None or flow.response or flow.error:
+            return
+        limit = self._response_limit(r)
+        if limit is not None:
+            self._response_timers[flow] = asyncio.get_running_loop().call_later(
+                limit[0], self._response_expired, flow, limit)
+
+    def _response_limit(self, r: Route) -> tuple[float, str] | None:
+        rule = r.rule
+        if rule is not None and rule.proxy_timeout_ms:
+            return rule.proxy_timeout_ms / 1000, "the rule's proxyTimeout"
+        if rule is not None and rule.timeout_ms:
+            return rule.timeout_ms / 1000, "the rule's timeout"
+        # Plain requests may legitimately take long (long polling, big reports);
+        # a handshake is answered at once by anything that owns it.
+        if r.kind == "ws" and self._seconds["viteproxy_handshake_timeout"] > 0:
+            return self._seconds["viteproxy_handshake_timeout"], "viteproxy_handshake_timeout"
+        return None
+
+    def _response_expired(self, flow: http.HTTPFlow, limit: tuple[float, str]) -> None:
+        self._response_timers.pop(flow, None)
+        if flow.response is not None or flow.error is not None or not flow.live:
+            return
+        task = self._server_tasks.get(flow.server_conn.id)
+        if task is None or task.done():
+            return  # not connected yet: the connect timeout covers that part
+        self._response_timed_out[flow.client_conn.id] = limit
+        # Cancelling the task that reads the server connection closes it; mitmproxy
+        # then fails the flow ("server closed connection") and the error hook
+        # answers the client with the diagnosis.
+        task.cancel()
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        handle = self._response_timers.pop(flow, None)
+        if handle is not None:
+            handle.cancel()
+
     def tls_failed_server(self, data: Any) -> None:
         address = data.context.server.address
         if address:
@@ -201,7 +279,7 @@ class Explainer:
     def client_disconnected(self, client: Client) -> None:
         cid = client.id
         for d in (_PENDING, self._current, self._timed_out, self._connect_errors,
-                  self._tls_errors, self._late_warning):
+                  self._tls_errors, self._late_warning, self._response_timed_out):
             d.pop(cid, None)  # type: ignore[attr-defined]
 
     # ------------------------------------------------------------ errors
@@ -228,6 +306,12 @@ class Explainer:
         cid = flow.client_conn.id
         where = {"rule": r.rule_name, "upstream": r.upstream_url}
         host, port = r.target.host, r.target.port
+        handle = self._response_timers.pop(flow, None)
+        if handle is not None:
+            handle.cancel()
+        if cid in self._response_timed_out:
+            limit_s, source = self._response_timed_out.pop(cid)
+            return response_timeout(r.kind, limit_s * 1000, source, fallback=r.rule is None, **where)
         if cid in self._timed_out:
             h, p, timeout_s, source = self._timed_out.pop(cid)
             self._connect_errors.pop(cid, None)
@@ -338,6 +422,17 @@ class Explainer:
 
     def _record(self, flow: http.HTTPFlow, diag: Diagnosis) -> None:
         record_diagnosis(flow, diag)
+
+
+def parse_seconds(name: str, value: str) -> float:
+    """A timeout option: seconds, fractions allowed, 0 or more."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0 or seconds == float("inf"):
+        raise ValueError(f"{name}: expected seconds, e.g. 10 or 0.5, got {value!r}")
+    return seconds
 
 
 _ADDR_RE = re.compile(r"\('([0-9a-fA-F:.]+)', (\d+)")

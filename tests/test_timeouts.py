@@ -1,0 +1,78 @@
+"""A backend that accepts but never answers: the client gets a diagnosis, not a hang.
+
+Covers the rule's proxyTimeout/timeout for plain requests and handshakes, and
+viteproxy_handshake_timeout for an upgrade that falls through to a fallback
+which never answers it (a dev server given an upgrade it does not own).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
+
+from support import SilentListener, http_request, log_lines
+
+
+@pytest.fixture
+def silent():
+    s = SilentListener()
+    yield s
+    s.close()
+
+
+def test_http_request_times_out_with_backend_timeout(proxy_factory, silent):
+    proxy = proxy_factory({"proxy": {"/slow": {"target": silent.url, "proxyTimeout": 300}}})
+    status, headers, body = http_request(proxy.port, "GET", "/slow/report",
+                                         headers={"accept": "application/json"})
+    assert status == 504
+    assert headers["x-viteproxy-diagnosis"] == "BACKEND_TIMEOUT"
+    diag = json.loads(body)["viteproxy"]
+    assert diag["rule"] == "/slow" and "300 ms" in diag["facts"]["timeout"]
+    line = log_lines(Path(proxy.workdir) / "viteproxy.jsonl", "/slow/report", "http")[0]
+    assert line["diagnosis"]["code"] == "BACKEND_TIMEOUT"
+
+
+def test_handshake_to_silent_backend_times_out(proxy_factory, silent):
+    proxy = proxy_factory({"proxy": {"/ws": {"target": silent.url, "ws": True, "timeout": 300}}})
+    with pytest.raises(InvalidStatus) as e:
+        connect(f"ws://127.0.0.1:{proxy.port}/ws/live", open_timeout=10)
+    assert e.value.response.status_code == 504
+    assert e.value.response.headers["x-viteproxy-diagnosis"] == "HANDSHAKE_TIMEOUT"
+
+
+def test_unmatched_upgrade_to_a_silent_fallback_is_answered(proxy_factory, silent, backend):
+    # As with Vite as the fallback: it leaves upgrades it does not own hanging.
+    proxy = proxy_factory({"proxy": {"/api": {"target": backend.url}}, "fallback": silent.url},
+                          args=("--set", "viteproxy_handshake_timeout=0.3"))
+    with pytest.raises(InvalidStatus) as e:
+        connect(f"ws://127.0.0.1:{proxy.port}/socket", open_timeout=10)
+    resp = e.value.response
+    assert resp.status_code == 504 and resp.headers["x-viteproxy-diagnosis"] == "HANDSHAKE_TIMEOUT"
+    assert b"ws: true" in resp.body
+    line = log_lines(Path(proxy.workdir) / "viteproxy.jsonl", "/socket", "ws_handshake")[0]
+    assert line["diagnosis"]["code"] == "HANDSHAKE_TIMEOUT"
+
+
+def test_a_prompt_backend_is_not_cut(proxy_factory, backend):
+    proxy = proxy_factory({"proxy": {"/api": {"target": backend.url, "proxyTimeout": 2000, "ws": True}}})
+    for _ in range(3):  # keep-alive: the timer of each request is cancelled by its answer
+        status, headers, _ = http_request(proxy.port, "GET", "/api/x")
+        assert status == 200 and "x-viteproxy-diagnosis" not in headers
+    with connect(f"ws://127.0.0.1:{proxy.port}/api/ws", open_timeout=10) as c:
+        c.send("still here")
+        assert c.recv(timeout=10) == "still here"
+
+
+def test_a_bad_timeout_option_stops_the_proxy_with_a_message(tmp_path, backend):
+    from support import run_mitmdump
+
+    (tmp_path / "rules.yaml").write_text(f"proxy: {{/api: '{backend.url}'}}\nserver: {{port: 1}}\n")
+    r = run_mitmdump(tmp_path, ("--set", "viteproxy_handshake_timeout=soon"))
+    out = r.stdout + r.stderr
+    assert r.returncode == 1
+    assert "viteproxy_handshake_timeout: expected seconds" in out and "'soon'" in out
+    assert "Traceback" not in out
