@@ -168,6 +168,33 @@ ERRORS = [
             ws: true
             subprotocols: ['graphql ws']
     """),
+    # YAML tags are not plain data: a clear error, not a constructor traceback.
+    ("YAML_TAG", 3, None, """
+        proxy:
+          /api:
+            target: !env API_URL
+    """),
+    ("YAML_TAG", 3, None, """
+        proxy:
+          /api:
+            timeout: !!int thirty
+            target: http://127.0.0.1:3001
+    """),
+    ("YAML_TAG", 4, None, """
+        proxy:
+          /api:
+            target: http://127.0.0.1:3001
+            headers: {X-Since: 2024-02-30}
+    """),
+    ("YAML_SYNTAX", 2, None, "proxy:\n  /api: " + "[" * 3000 + "]" * 3000 + "\n"),
+    # `proxy:` left empty and no fallback: nothing would be routed.
+    ("NO_RULES", 1, "proxy", "proxy:\n"),
+    ("INVALID_TIMEOUT", 4, "proxy./api.timeout", """
+        proxy:
+          /api:
+            target: http://127.0.0.1:3001
+            timeout: .nan
+    """),
     ("UNKNOWN_KEY", 6, "proxy./.bypass.subprotocol", """
         proxy:
           /:
@@ -385,3 +412,29 @@ def test_mitmdump_without_a_rules_file_says_so(tmp_path: Path):
     assert done.returncode != 0, out
     assert "Traceback" not in out, out
     assert "missing.yaml: no such file" in out and "[FILE_NOT_FOUND]" in out, out
+
+
+def test_merge_keys_share_options_between_rules():
+    # Anchors with `<<:` merge keys are how YAML users share options between rules.
+    config = parse_config(textwrap.dedent("""
+        proxy:
+          /api: &backend
+            target: http://127.0.0.1:3001
+            changeOrigin: true
+            ws: true
+          /graphql:
+            <<: *backend
+            rewrite: {'^/graphql': '/gql'}
+    """))
+    api, graphql = config.rules
+    assert (graphql.target, graphql.change_origin, graphql.ws) == (api.target, True, True)
+    assert graphql.rewrite("/graphql?x=1") == "/gql?x=1"
+
+
+def test_mitmdump_on_a_yaml_tag_says_where_without_a_traceback(tmp_path: Path):
+    (tmp_path / "rules.yaml").write_text("proxy:\n  /api:\n    target: !env API_URL\n")
+    done = run_mitmdump(tmp_path)
+    out = done.stdout + done.stderr
+    assert done.returncode != 0, out
+    assert "Traceback" not in out, out
+    assert "rules.yaml:3:" in out and "[YAML_TAG]" in out, out

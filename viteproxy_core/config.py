@@ -275,7 +275,7 @@ class _Reader:
 
     def milliseconds(self, node: yaml.Node, key: str) -> float | None:
         v = self.value(node)
-        if isinstance(v, bool) or not isinstance(v, int | float) or v <= 0:
+        if isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v < float("inf"):
             self.issue("INVALID_TIMEOUT", node, key,
                        f"expected a positive number of milliseconds, got {v!r}",
                        "e.g. timeout: 30000 (30 s), as in Vite")
@@ -288,6 +288,11 @@ def parse_config(text: str, file: str = "rules.yaml") -> Config:
     r = _Reader(file)
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:
+        # PyYAML's parser recurses once per nesting level.
+        r.issues.append(Issue("YAML_SYNTAX", file, _too_deep_line(text), "", "YAML nested too deeply to read",
+                              "rules.yaml needs only a few levels: proxy -> rule -> option"))
+        raise ConfigError(r.issues) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
         problem = getattr(e, "problem", None) or str(e)
@@ -306,6 +311,13 @@ def parse_config(text: str, file: str = "rules.yaml") -> Config:
     if root is None:
         r.issues.append(Issue("EMPTY_CONFIG", file, None, "", "the file is empty",
                               f"add proxy rules, e.g. {EXAMPLE_RULE}"))
+        raise ConfigError(r.issues)
+
+    # Tags (`!env`, `!!python/...`, `!!int thirty`) and merge keys are resolved by the
+    # constructor, which the reader calls value by value: check every node once here,
+    # so that a value that cannot be built is a located issue, not a traceback later.
+    _check_values(r, root)
+    if r.issues:
         raise ConfigError(r.issues)
 
     server = Server()
@@ -327,7 +339,8 @@ def parse_config(text: str, file: str = "rules.yaml") -> Config:
         else:
             r.unknown(k_node, name, name, TOP_KEYS)
 
-    if not has_proxy and not has_fallback and isinstance(root, yaml.MappingNode):
+    nothing = not has_proxy or (not rules and not any(i.severity == "error" for i in r.issues))
+    if nothing and not has_fallback and isinstance(root, yaml.MappingNode):
         r.issue("NO_RULES", root, "proxy", "no 'proxy:' rules and no fallback: nothing to route",
                 f"add e.g. {EXAMPLE_RULE}")
 
@@ -337,6 +350,54 @@ def parse_config(text: str, file: str = "rules.yaml") -> Config:
     if any(i.severity == "error" for i in r.issues):
         raise ConfigError(r.issues)
     return Config(file, server, tuple(rules), fallback, tuple(r.issues))
+
+
+def _too_deep_line(text: str, limit: int = 100) -> int | None:
+    """The line where nesting passes `limit` levels (the parser's events do not recurse)."""
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > limit:
+                    return event.start_mark.line + 1
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    except (yaml.YAMLError, RecursionError):
+        pass
+    return None
+
+
+def _check_values(r: _Reader, root: yaml.Node) -> None:
+    """Report every node the safe constructor cannot build, and expand `<<:` merge keys."""
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:  # an alias shares its anchor's node
+            continue
+        seen.add(id(node))
+        try:
+            if isinstance(node, yaml.MappingNode):
+                # In place, as SafeConstructor does: the reader then sees merged keys.
+                r._constructor.flatten_mapping(node)
+            known = node.tag in r._constructor.yaml_constructors
+            if isinstance(node, yaml.ScalarNode) and known:
+                r.value(node)
+        except (yaml.YAMLError, ValueError, TypeError, OverflowError) as e:
+            problem = getattr(e, "problem", None) or str(e)
+            r.issue("YAML_TAG", node, "", f"cannot read this {node.tag} value: {problem}",
+                    "rules.yaml is plain data: write the value itself, without a YAML tag")
+            continue
+        if not known:
+            r.issue("YAML_TAG", node, "", f"unsupported YAML tag {node.tag!r}",
+                    "rules.yaml is plain data: write the value itself, without a YAML tag")
+            continue
+        if isinstance(node, yaml.MappingNode):
+            for k_node, v_node in node.value:
+                stack += (k_node, v_node)
+        elif isinstance(node, yaml.SequenceNode):
+            stack += node.value
 
 
 def load_config(path: str | Path) -> Config:
