@@ -359,7 +359,7 @@ def _too_deep_line(text: str, limit: int = 100) -> int | None:
         for event in yaml.parse(text, Loader=yaml.SafeLoader):
             if isinstance(event, yaml.CollectionStartEvent):
                 depth += 1
-                if depth > limit:
+                if depth > limit and event.start_mark is not None:
                     return event.start_mark.line + 1
             elif isinstance(event, yaml.CollectionEndEvent):
                 depth -= 1
