@@ -18,6 +18,7 @@ from viteproxy_core.records import (
     close_record,
     dumps,
     handshake_record,
+    http_record,
     parse_names,
 )
 from viteproxy_core.report import analyse
@@ -87,6 +88,34 @@ def test_handshake_outcomes() -> None:
                             **common)  # type: ignore[arg-type]
     assert (fail["outcome"], fail["error"]) == ("failed", "refused")
     assert "response_headers" not in fail
+
+
+def test_secrets_are_hidden_in_the_diagnosis_and_body_too() -> None:
+    # A diagnosis repeats the URL (summary, upstream, facts) and a rejected body may echo
+    # it: the token the url field hides must not reach the log through them.
+    url = "/socket/nows?token=SECRET8&room=1"
+    diag = {"code": "HANDSHAKE_NOT_FOUND", "summary": f"no WebSocket endpoint at {url}",
+            "upstream": f"http://h:1{url}",
+            "facts": {"path in": url, "backend said": "no ws here token=SECRET8",
+                      "auth": "Bearer SECRET1", "cookie": "sid=SECRET2"}}
+    meta = {"rule": "/socket", "url": url, "upstream": f"http://h:1{url}", "diagnosis": diag}
+    rec = handshake_record(ts=1.0, flow_id="f", url=url, meta=meta, redact=Redactor(),
+                           received=[("Authorization", "Bearer SECRET1"), ("Cookie", "sid=SECRET2")],
+                           sent=[("Authorization", "Bearer SECRET1")], status=404,
+                           response_headers=[], body=f"not found: {url}".encode(), error=None,
+                           duration=0.1)
+    line = dumps(rec)
+    assert "SECRET" not in line, line
+    assert rec["diagnosis"]["code"] == "HANDSHAKE_NOT_FOUND" and "room=1" in rec["diagnosis"]["upstream"]
+    assert meta["diagnosis"]["upstream"].endswith("SECRET8&room=1")  # the flow's own data is untouched
+    http = http_record(ts=1.0, flow_id="f", method="GET", url=url, meta=meta, redact=Redactor(),
+                       status=404, duration=0.1, req_bytes=0, resp_bytes=0,
+                       error=f"failed for {url}")
+    assert "SECRET8" not in dumps(http)
+    # With redaction off, the log keeps everything as it was.
+    assert "SECRET8" in dumps(http_record(ts=1.0, flow_id="f", method="GET", url=url, meta=meta,
+                                          redact=Redactor(enabled=False), status=404, duration=0.1,
+                                          req_bytes=0, resp_bytes=0))
 
 
 def test_close_record_and_codes() -> None:

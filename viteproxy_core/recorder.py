@@ -235,7 +235,7 @@ class Recording:
         rec = close_record(
             ts=end, flow_id=flow.id, code=code, reason=ws.close_reason if ws else None,
             closed_by=closed_by, duration=end - conn.start, counts=conn.counts, meta=meta,
-            meaning=closecodes.meaning(code), detail=detail,
+            meaning=closecodes.meaning(code), detail=detail, redact=self.redact,
         )
         self._emit(dumps(rec))
         annotate_close(flow, code, closed_by)

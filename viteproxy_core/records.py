@@ -89,6 +89,49 @@ class Redactor:
         return f"{head}?{'&'.join(parts)}{hash_}{fragment}"
 
 
+    def secrets(self, urls: Iterable[str | None] = (),
+                headers: Iterable[tuple[str, str]] = ()) -> tuple[str, ...]:
+        """The values `url` and `header_pairs` hide, longest first, to hide them elsewhere too.
+
+        A diagnosis repeats the request's URL in its summary and facts, and a rejected
+        body may echo it: those are free text, so the values themselves are looked for.
+        """
+        if not self.enabled:
+            return ()
+        found: set[str] = set()
+        for url in urls:
+            if not url or "?" not in url:
+                continue
+            query = url.partition("?")[2].partition("#")[0]
+            for part in query.split("&"):
+                name, eq, value = part.partition("=")
+                if eq and value and self.param_is_secret(name):
+                    found.update((value, unquote_plus(value)))
+        for name, value in headers:
+            if name.lower() in self.headers and value:
+                found.add(value)
+                # `Bearer X`, and each `name=value` of a Cookie / Set-Cookie.
+                found.update(w for w in value.split() if w.lower() not in ("bearer", "basic"))
+                found.update(c.partition("=")[2].strip() for c in value.split(";"))
+        # Very short values would blank out ordinary words of the text around them.
+        return tuple(sorted((v for v in found if len(v) >= 4), key=len, reverse=True))
+
+    def scrub(self, value: Any, secrets: tuple[str, ...]) -> Any:
+        """A copy of plain data (dicts, lists, strings) with each secret replaced."""
+        if not secrets:
+            return value
+        if isinstance(value, str):
+            for secret in secrets:
+                if secret in value:
+                    value = value.replace(secret, REDACTED)
+            return value
+        if isinstance(value, Mapping):
+            return {k: self.scrub(v, secrets) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.scrub(v, secrets) for v in value]
+        return value
+
+
 @dataclass(frozen=True)
 class PayloadPolicy:
     """How much of each message goes into the log: none, a preview of `max_bytes`, or all."""
@@ -155,9 +198,16 @@ def _route_fields(rec: dict[str, Any], meta: Mapping[str, Any], redact: Redactor
         rec["bypassed"] = True
 
 
-def _with_diagnosis(rec: dict[str, Any], meta: Mapping[str, Any]) -> dict[str, Any]:
+def _with_diagnosis(rec: dict[str, Any], meta: Mapping[str, Any], redact: Redactor | None = None,
+                    urls: Iterable[str | None] = (),
+                    headers: Iterable[tuple[str, str]] = ()) -> dict[str, Any]:
     if meta.get("diagnosis"):
         rec["diagnosis"] = meta["diagnosis"]
+    if redact is not None:
+        secrets = redact.secrets([meta.get("url"), meta.get("upstream"), *urls], headers)
+        for field in ("diagnosis", "body", "error", "detail"):
+            if rec.get(field):
+                rec[field] = redact.scrub(rec[field], secrets)
     return rec
 
 
@@ -178,7 +228,7 @@ def http_record(*, ts: float, flow_id: str, method: str, url: str, meta: Mapping
         rec["error"] = error
     if client:
         rec["client"] = client
-    return _with_diagnosis(rec, meta)
+    return _with_diagnosis(rec, meta, redact, [url])
 
 
 def handshake_record(*, ts: float, flow_id: str, url: str, meta: Mapping[str, Any], redact: Redactor,
@@ -187,6 +237,8 @@ def handshake_record(*, ts: float, flow_id: str, url: str, meta: Mapping[str, An
                      body: bytes | None, error: str | None, duration: float | None,
                      client: str | None = None) -> dict[str, Any]:
     """A WebSocket handshake and its outcome: upgraded (101), rejected (another status) or failed."""
+    received, sent = list(received), list(sent)
+    response_headers = None if response_headers is None else list(response_headers)
     rec = _base(ts, "ws_handshake", flow_id)
     rec["url"] = redact.url(meta.get("url") or url)
     _route_fields(rec, meta, redact)
@@ -217,7 +269,7 @@ def handshake_record(*, ts: float, flow_id: str, url: str, meta: Mapping[str, An
         rec["body"] = body_excerpt(body)
     if client:
         rec["client"] = client
-    return _with_diagnosis(rec, meta)
+    return _with_diagnosis(rec, meta, redact, [url], [*received, *sent, *(response_headers or ())])
 
 
 @dataclass
@@ -232,7 +284,8 @@ class Counts:
 
 def close_record(*, ts: float, flow_id: str, code: int | None, reason: str | None, closed_by: str,
                  duration: float | None, counts: Counts, meta: Mapping[str, Any],
-                 meaning: str, detail: str | None = None) -> dict[str, Any]:
+                 meaning: str, detail: str | None = None,
+                 redact: Redactor | None = None) -> dict[str, Any]:
     """The end of a WebSocket connection: who closed it, with what code, and the totals."""
     rec = _base(ts, "ws_close", flow_id)
     rec["code"] = code
@@ -246,7 +299,7 @@ def close_record(*, ts: float, flow_id: str, code: int | None, reason: str | Non
         rec["detail"] = detail
     if meta.get("rule") is not None:
         rec["rule"] = meta["rule"]
-    return _with_diagnosis(rec, meta)
+    return _with_diagnosis(rec, meta, redact)
 
 
 def ping_record(*, ts: float, flow_id: str, kind: str, from_client: bool, payload: bytes) -> dict[str, Any]:
