@@ -20,6 +20,7 @@ from support import (
     http_request,
     log_connection,
     read_jsonl,
+    run_mitmdump,
     wait_until,
 )
 
@@ -272,3 +273,17 @@ def test_idle_timeout_is_closed_by_proxy(backend: Backend, proxy_factory: Any) -
     close = wait_until(lambda: next((r for r in read_jsonl(log) if r["event"] == "ws_close"), None),
                        20, "the ws_close line")
     assert close["closed_by"] == "proxy" and "idle" in close["detail"]
+
+
+@pytest.mark.parametrize("args, says", [
+    (("--set", "viteproxy_log=no-such-dir/sub/log.jsonl"), "no-such-dir/sub"),
+    (("--set", "viteproxy_payloads=everything"), "everything"),
+])
+def test_a_bad_log_option_at_start_is_one_clear_line_not_a_traceback(tmp_path: Path, args, says):
+    (tmp_path / "rules.yaml").write_text(
+        f"server: {{port: {free_port()}}}\nproxy:\n  /api: http://127.0.0.1:9\n")
+    done = run_mitmdump(tmp_path, args)
+    out = done.stdout + done.stderr
+    assert done.returncode != 0, out
+    assert "Traceback" not in out and "OptionsError" not in out, out
+    assert "viteproxy:" in out and says in out, out

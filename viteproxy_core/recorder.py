@@ -311,6 +311,8 @@ class Recorder:
         self.log: LogFile | None = None
         self.recording: Recording | None = None
         self._frames = _FrameLog(self)
+        self._configured = False
+        self._start_error = ""
 
     def load(self, loader: Any) -> None:
         loader.add_option("viteproxy_log", str, "viteproxy.jsonl",
@@ -336,6 +338,20 @@ class Recorder:
     def configure(self, updated: set[str]) -> None:
         if not any(name.startswith("viteproxy_") and name != "viteproxy_rules" for name in updated):
             return
+        try:
+            self._configure(updated)
+        except exceptions.OptionsError as e:
+            if self._configured:  # a later change (mitmweb, a reload): mitmproxy rolls it back
+                raise
+            # At start mitmproxy's script loader would print a traceback for it; an
+            # error record is enough: errorcheck exits with status 1 when one is logged.
+            if str(e) != self._start_error:  # the lean launcher configures twice at start
+                self._start_error = str(e)
+                logger.error("%s", e)
+            return
+        self._configured = True
+
+    def _configure(self, updated: set[str]) -> None:
         o = ctx.options
         try:
             policy = PayloadPolicy(o.viteproxy_payloads, o.viteproxy_payload_max)
@@ -365,6 +381,12 @@ class Recorder:
         try:
             self.log = LogFile(Path(path).expanduser(), max_mb * 1024 * 1024, keep)
         except (OSError, ValueError) as e:
+            folder = Path(path).expanduser().parent
+            if isinstance(e, FileNotFoundError) and not folder.is_dir():
+                raise exceptions.OptionsError(
+                    f"viteproxy: cannot write the log {path!r}: no folder {str(folder)!r}; "
+                    "create it, or set viteproxy_log to a file in an existing folder ('-' for none)"
+                ) from None
             raise exceptions.OptionsError(f"viteproxy: cannot write the log {path!r}: {e}") from None
         logger.info("viteproxy: recording to %s", self.log.path)
 
