@@ -194,6 +194,26 @@ def test_http_line_and_redaction(setup: Setup) -> None:
     assert rec["upstream"].endswith("/api/things?access_token=[redacted]&page=2")
 
 
+def test_streamed_bodies_are_counted_too(setup: Setup) -> None:
+    # Bodies over 1 MiB and chunked ones are streamed through, not buffered: their
+    # sizes must still reach the log, not null.
+    big = bytes(range(256)) * 8192  # 2 MiB
+    status, _, body = http_request(setup.proxy.port, "POST", "/api/streamed-big", body=big)
+    assert status == 200
+    chunks = [b"a" * 1000, b"b" * 2345, b"c"]
+    status, _, chunked_body = http_request(setup.proxy.port, "POST", "/api/streamed-chunked",
+                                           body=iter(chunks))
+    assert status == 200
+
+    def line(url: str) -> dict[str, Any] | None:
+        return next((r for r in read_jsonl(setup.log) if r["event"] == "http" and r["url"] == url), None)
+
+    rec = wait_until(lambda: line("/api/streamed-big"), 10, "the http line of the 2 MiB upload")
+    assert (rec["req_bytes"], rec["resp_bytes"]) == (len(big), len(body)), rec
+    rec = wait_until(lambda: line("/api/streamed-chunked"), 10, "the http line of the chunked upload")
+    assert (rec["req_bytes"], rec["resp_bytes"]) == (3346, len(chunked_body)), rec
+
+
 def test_ping_and_pong_are_recorded(setup: Setup) -> None:
     with setup.ws("/ws/ping") as c:
         conn_id = setup.handshake_of(c)["id"]

@@ -85,6 +85,8 @@ class Recording:
         # `response` (a client gone mid-body), or come with a response another
         # addon set in its own error hook; either way one line per flow.
         self.written: weakref.WeakSet[http.HTTPFlow] = weakref.WeakSet()
+        # Bytes of streamed bodies ([request, response]): mitmproxy keeps no copy.
+        self.streamed: weakref.WeakKeyDictionary[http.HTTPFlow, list[int]] = weakref.WeakKeyDictionary()
 
     def _emit(self, line: str) -> bool:
         try:
@@ -115,6 +117,26 @@ class Recording:
             else:
                 self._http(flow)
 
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        self._count_stream(flow, flow.request, 0)
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        if flow.response is not None:
+            self._count_stream(flow, flow.response, 1)
+
+    def _count_stream(self, flow: http.HTTPFlow, message: http.Message, i: int) -> None:
+        # Earlier addons (the Router) decide what streams; this last one counts it.
+        # A callable someone else set is theirs: left alone, its body stays uncounted.
+        if message.stream is not True:
+            return
+        counts = self.streamed.setdefault(flow, [0, 0])
+
+        def count(chunk: bytes) -> bytes:
+            counts[i] += len(chunk)
+            return chunk
+
+        message.stream = count
+
     def _http(self, flow: http.HTTPFlow) -> None:
         req, resp = flow.request, flow.response
         end = resp.timestamp_end if resp and resp.timestamp_end else _error_ts(flow)
@@ -123,11 +145,16 @@ class Recording:
             meta=flow.metadata.get(META) or {}, redact=self.redact,
             status=resp.status_code if resp else None,
             duration=end - req.timestamp_start if req.timestamp_start else None,
-            req_bytes=_length(req), resp_bytes=_length(resp) if resp else None,
+            req_bytes=self._length(flow, req, 0), resp_bytes=self._length(flow, resp, 1),
             error=flow.error.msg if flow.error else None, client=_client(flow),
         )
         self.written.add(flow)
         self._emit(dumps(rec))
+
+    def _length(self, flow: http.HTTPFlow, message: http.Message | None, i: int) -> int | None:
+        if message is not None and message.raw_content is None and flow in self.streamed:
+            return self.streamed[flow][i]
+        return _length(message)
 
     def _handshake(self, flow: http.HTTPFlow) -> None:
         req, resp = flow.request, flow.response
@@ -341,9 +368,11 @@ class Recorder:
         try:
             self._configure(updated)
         except exceptions.OptionsError as e:
-            if self._configured:  # a later change (mitmweb, a reload): mitmproxy rolls it back
+            # A script is configured with every option when it loads (the lean launcher
+            # does the same); anything else is a change that mitmproxy rolls back.
+            if self._configured or not set(ctx.options.keys()) <= updated:
                 raise
-            # At start mitmproxy's script loader would print a traceback for it; an
+            # At load mitmproxy's script loader would print a traceback for it; an
             # error record is enough: errorcheck exits with status 1 when one is logged.
             if str(e) != self._start_error:  # the lean launcher configures twice at start
                 self._start_error = str(e)
@@ -422,6 +451,14 @@ class Recorder:
         if self.recording is not None:
             self.recording.error(flow)
             self._show(flow)
+
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        if self.recording is not None:
+            self.recording.requestheaders(flow)
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        if self.recording is not None:
+            self.recording.responseheaders(flow)
 
     def websocket_start(self, flow: http.HTTPFlow) -> None:
         if self.recording is not None:
