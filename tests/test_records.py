@@ -40,11 +40,13 @@ def test_url_redaction(url: str, expected: str) -> None:
 
 
 def test_header_redaction_extra_names_and_opt_out() -> None:
-    pairs = [("Authorization", "Bearer x"), ("cookie", "a=1"), ("X-Api-Key", "k"), ("Accept", "*/*")]
+    pairs = [("Authorization", "Bearer x"), ("cookie", "a=1"), ("X-Api-Key", "k"), ("Accept", "*/*"),
+             ("X-Tenant-Secret", "s")]
     assert Redactor().header_pairs(pairs) == [
-        ["Authorization", REDACTED], ["cookie", REDACTED], ["X-Api-Key", "k"], ["Accept", "*/*"]]
-    extra = Redactor.with_extra(parse_names("x-api-key, ticket"))
-    assert extra.header_pairs(pairs)[2] == ["X-Api-Key", REDACTED]
+        ["Authorization", REDACTED], ["cookie", REDACTED], ["X-Api-Key", REDACTED], ["Accept", "*/*"],
+        ["X-Tenant-Secret", "s"]]
+    extra = Redactor.with_extra(parse_names("x-tenant-secret, ticket"))
+    assert extra.header_pairs(pairs)[4] == ["X-Tenant-Secret", REDACTED]
     assert extra.url("/?ticket=1") == f"/?ticket={REDACTED}"
     off = Redactor.with_extra(enabled=False)
     assert off.header_pairs(pairs)[0] == ["Authorization", "Bearer x"]

@@ -30,7 +30,12 @@ REDACTED = "[redacted]"
 C2S = "client->server"
 S2C = "server->client"
 
-DEFAULT_REDACT_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
+# The four the HTTP spec defines for credentials, and the API-key headers dev
+# backends use in their place.
+DEFAULT_REDACT_HEADERS = frozenset({
+    "authorization", "proxy-authorization", "cookie", "set-cookie",
+    "x-api-key", "x-auth-token", "x-access-token", "x-csrf-token", "x-xsrf-token",
+})
 # Query parameter names that carry credentials in the wild (WebSocket clients
 # cannot set headers from a browser, so tokens end up in the query string).
 DEFAULT_REDACT_PARAMS = frozenset({
