@@ -35,6 +35,7 @@ from .diagnosis import (
     listen_failed,
     listen_peer_taken,
     localhost_mismatch,
+    response_timeout,
     subprotocol_mismatch,
     tls_failed,
     upstream_error,
@@ -198,6 +199,12 @@ class RuleDoctor:
         except ssl.SSLError as e:
             self.add(_from(self.rule.key, layer, tls_failed(
                 host, port, str(e), secure=self.rule.secure, **self.where)))
+        except TimeoutError:
+            # Connected (the tcp layer passed) but no answer: the proxy names this
+            # BACKEND_TIMEOUT / HANDSHAKE_TIMEOUT, so doctor must too.
+            self.add(_from(self.rule.key, layer, response_timeout(
+                "ws" if layer == "ws" else "http", self.timeout_s * 1000, self.timeout_source,
+                fallback=False, **self.where)))
         except OSError as e:
             self.add(_from(self.rule.key, layer, upstream_error(str(e), **self.where)))
         raise _Stop
