@@ -128,6 +128,7 @@ def world(loop_thread: LoopThread, tmp_path_factory: pytest.TempPathFactory,
             "/picky": {"target": forced.url, "ws": True},
             "/hmr-app": {"target": hmr.url, "ws": True},
             "/socket.io": {"target": ok.url},
+            "/realtime": {"target": ok.url},  # io(url, {path: '/realtime'})
             "/echo": {"target": ok.url, "ws": True},
         },
     }
@@ -288,6 +289,14 @@ def test_socketio_polling_only(world: World) -> None:
     world.logged("SOCKETIO_POLLING_ONLY", "/socket.io/")
     world.in_log("SOCKETIO_POLLING_ONLY", "/socket.io/?EIO=4&transport=polling")
     assert "SOCKETIO_POLLING_ONLY" in world.doctor_codes("/socket.io")
+
+
+def test_socketio_polling_only_on_a_custom_path_and_eio3(world: World) -> None:
+    # Socket.IO's `path` option moves it off /socket.io/; v2 clients poll with EIO=3.
+    for url in ("/realtime/?EIO=4&transport=polling&t=PNk2", "/socket.io/?EIO=3&transport=polling&t=N8hyd"):
+        status, headers, _ = http_request(world.proxy.port, "GET", url)
+        assert status == 200 and headers.get("x-viteproxy-diagnosis") == "SOCKETIO_POLLING_ONLY", url
+        world.in_log("SOCKETIO_POLLING_ONLY", url)
 
 
 def test_no_ws_rule(world: World) -> None:

@@ -152,7 +152,7 @@ class Explainer:
             self._offered[flow] = offered
             if r.rule is not None and any(p in HMR_PROTOCOLS for p in offered):
                 self._record(flow, hmr_captured(r.rule.key, r.upstream_url))
-        elif "/socket.io/" in r.url and "transport=polling" in r.url and self.router.config:
+        elif _engineio_polling(req.query) and self.router.config:
             ws = route(self.router.config, r.url, req.headers, True)
             if isinstance(ws, Miss) or ws.rule is None:
                 self._record(flow, socketio_polling_only(
@@ -422,6 +422,14 @@ class Explainer:
 
     def _record(self, flow: http.HTTPFlow, diag: Diagnosis) -> None:
         record_diagnosis(flow, diag)
+
+
+def _engineio_polling(query: Any) -> bool:
+    """A Socket.IO long-polling request, on /socket.io/ or the path its `path` option names.
+
+    Engine.IO marks every request with EIO (3 or 4) and its transport.
+    """
+    return bool(query.get("EIO")) and query.get("transport") == "polling"
 
 
 def parse_seconds(name: str, value: str) -> float:
