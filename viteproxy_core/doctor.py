@@ -25,7 +25,7 @@ import sys
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .config import Config, ConfigError, Rule, load_config
+from .config import RULE_KEYS, UNSUPPORTED_RULE_KEYS, Config, ConfigError, Rule, load_config
 from .diagnosis import (
     Diagnosis,
     connect_refused,
@@ -376,6 +376,21 @@ def run_checks(config: Config, timeout_s: float = DEFAULT_TIMEOUT_S) -> list[Che
     return checks
 
 
+def _rule_of(issue_key: str) -> str:
+    """The rule an Issue's key ('proxy./socket.io.target') is about ('/socket.io').
+
+    Rows are one per rule and layer, named by the rule's key, whether the file
+    loaded or not: a script reading --json looks a rule up the same way.
+    """
+    if not issue_key.startswith("proxy.") or issue_key == "proxy.":
+        return issue_key or "(file)"
+    rest = issue_key[len("proxy."):]
+    cuts = [i for name in (*RULE_KEYS, *UNSUPPORTED_RULE_KEYS)
+            for i in (rest.find(f".{name}."), len(rest) - len(name) - 1 if rest.endswith(f".{name}") else -1)
+            if i > 0]
+    return rest[:min(cuts)] if cuts else rest
+
+
 def _table(checks: list[Check]) -> str:
     marks = {"ok": "ok", "error": "FAIL", "warning": "warn", "skip": "-"}
     rows = [("RULE", "LAYER", "", "CODE", "DETAIL")]
@@ -411,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"doctor: {args.rules}: {e.issues[0].message}; run from the folder that holds "
                   "rules.yaml, or pass --rules PATH", file=sys.stderr)
             return 2
-        checks = [Check(i.key or "(file)", "config", i.severity, i.code, str(i), i.hint or "")
+        checks = [Check(_rule_of(i.key), "config", i.severity, i.code, str(i), i.hint or "")
                   for i in e.issues]
     else:
         checks = run_checks(config, args.timeout)
