@@ -312,6 +312,9 @@ def test_backend_closed_abnormally(world: World) -> None:
         c.send("abort")
         with pytest.raises(ConnectionClosed):
             c.recv(timeout=10)
+    # Not a "normal closure" (1000, what wsproto turns the backend's 1006 into):
+    # reconnecting clients treat 1000 as intentional and stay disconnected.
+    assert c.close_code == 1011 and "BACKEND_CLOSED_ABNORMALLY" in (c.close_reason or "")
     world.logged("BACKEND_CLOSED_ABNORMALLY", "/echo/x")
     world.in_log(None, "/echo/x", "ws_handshake")  # the handshake itself went well
     close = world.in_log("BACKEND_CLOSED_ABNORMALLY", "/echo/x", "ws_close")

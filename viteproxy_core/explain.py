@@ -107,6 +107,7 @@ class Explainer:
             "does not own never answers it.",
         )
         _install_send_wrapper()
+        _install_ws_close_wrapper()
         self._listen_filter = _ListenFailure.install(self.router)
 
     def configure(self, updated: set[str]) -> None:
@@ -517,6 +518,43 @@ def _install_send_wrapper() -> None:
     send._viteproxy = True  # type: ignore[attr-defined]
     server_cls.send = send  # type: ignore[method-assign]
     _SEND_WRAPPED = True
+
+
+# ------------------------------------------- a backend's 1006, to the client
+
+_WS_CLOSE_WRAPPED = False
+ABNORMAL_CLOSE_TO_CLIENT = 1011  # "the server hit an unexpected condition"; valid on the wire
+
+
+def _install_ws_close_wrapper() -> None:
+    """Pass a backend's dropped connection (1006) on as 1011 naming the diagnosis.
+
+    mitmproxy relays the 1006 wsproto reports for a server that vanished, and
+    wsproto sends a local-only code as 1000 "normal closure": the page would be
+    told the backend closed on purpose, and reconnecting clients stay closed.
+    """
+    global _WS_CLOSE_WRAPPED
+    if _WS_CLOSE_WRAPPED:
+        return
+    try:
+        import wsproto.events
+        from mitmproxy.proxy.layers.websocket import WebsocketConnection
+
+        original = WebsocketConnection.send2
+    except (ImportError, AttributeError) as e:
+        logger.warning("viteproxy: a backend's 1006 reaches clients as 1000 on this version (%s)", e)
+        return
+
+    def send2(self: Any, event: Any) -> Any:
+        if (isinstance(event, wsproto.events.CloseConnection) and event.code == 1006
+                and isinstance(self.conn, Client)):
+            event = wsproto.events.CloseConnection(
+                code=ABNORMAL_CLOSE_TO_CLIENT,
+                reason="viteproxy: BACKEND_CLOSED_ABNORMALLY (backend dropped the connection)")
+        return original(self, event)
+
+    WebsocketConnection.send2 = send2  # type: ignore[method-assign]
+    _WS_CLOSE_WRAPPED = True
 
 
 # ------------------------------------------------------- listen failures
