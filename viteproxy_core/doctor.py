@@ -347,8 +347,9 @@ def check_listen(config: Config) -> tuple[list[Check], bool]:
             s.host, s.port, err, port_holder(s.port), unprivileged_port_start())))
     else:
         checks.append(Check("(listen)", "listen", "ok", None, f"{shown} is free"))
-    if s.host in ("127.0.0.1", "::1", "localhost"):
-        other = other_loopback("127.0.0.1" if s.host == "localhost" else s.host)
+    # 0.0.0.0 binds IPv4 only: localhost's ::1 may still belong to someone else.
+    if s.host in ("127.0.0.1", "::1", "localhost", "0.0.0.0"):
+        other = other_loopback("::1" if s.host == "::1" else "127.0.0.1")
         if tcp_probe(other, s.port, 1.0) is None:
             holder = port_holder(s.port)
             if not (proxy_up and holder is not None and _proxy_is_ours(holder) and other in holder):

@@ -129,9 +129,10 @@ class Explainer:
         # The other loopback family on our port: http://localhost:PORT/ in a
         # browser may try it first and reach another program.
         host, port = self.router._host, self.router._port
-        if self.router._spec is None or host not in ("127.0.0.1", "::1", "localhost"):
+        # 0.0.0.0 binds IPv4 only: ::1 on our port may belong to another program.
+        if self.router._spec is None or host not in ("127.0.0.1", "::1", "localhost", "0.0.0.0"):
             return
-        other = other_loopback("127.0.0.1" if host == "localhost" else host)
+        other = other_loopback("::1" if host == "::1" else "127.0.0.1")
         try:
             _, writer = await asyncio.wait_for(asyncio.open_connection(other, port), 1.0)
         except (TimeoutError, OSError):
