@@ -148,6 +148,7 @@ class Behaviour:
     # Answer handshakes with this Sec-WebSocket-Protocol whatever was offered
     # ("" sends none): a server that breaks RFC 6455's subprotocol rule.
     ws_force_protocol: str | None = None
+    hang_upgrades: bool = False  # answer plain requests, leave every handshake unanswered
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -175,6 +176,7 @@ class Backend:
         self.arrived: list[str] = []
         self.release_sse = threading.Event()
         self._ssl = ssl_context
+        self._hung: list[asyncio.Event] = []
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         app.on_response_prepare.append(self._force_protocol)
@@ -199,6 +201,11 @@ class Backend:
         return int(server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
 
     def close(self) -> None:
+        async def release() -> None:
+            for e in self._hung:
+                e.set()
+
+        self.loop.run(release())
         self.loop.run(self._runner.cleanup())
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
@@ -226,6 +233,10 @@ class Backend:
             return web.Response(status=403, text="Invalid origin\n")
         if b.reject_status is not None:
             return web.Response(status=b.reject_status, text="handshake rejected by test backend\n")
+        if b.hang_upgrades:
+            self._hung.append(asyncio.Event())
+            await self._hung[-1].wait()  # until close(): aiohttp's cleanup waits for handlers
+            return web.Response(status=503)
         return await self._websocket(request)
 
     async def _force_protocol(self, request: web.Request, response: web.StreamResponse) -> None:

@@ -52,6 +52,21 @@ def test_bypass_without_fallback_skips_the_rule():
     assert isinstance(json_req, Route) and json_req.target.port == 3001
 
 
+def test_a_bypassed_miss_says_which_rule_let_it_through():
+    # "matched none of the rules" would be false: the rule matched and its bypass fired.
+    from viteproxy_core.diagnosis import no_rule
+
+    cfg = parse_config(HMR_RULES.replace("  /:\n", "  /x:\n"))
+    for upgrade, headers in ((False, {"Accept": "text/html"}), (True, {"Sec-WebSocket-Protocol": "vite-hmr"})):
+        url = "/pages/a" if not upgrade else "/x/hmr"
+        miss = route(cfg, url, CIMultiDict(headers), upgrade=upgrade)
+        assert isinstance(miss, Miss)
+        d = no_rule(miss)
+        key = "/pages" if not upgrade else "/x"
+        assert d.rule == key and "bypass" in d.summary and "matched none" not in d.summary, d
+        assert "fallback" in d.fix
+
+
 def test_bypass_quiets_the_hmr_warning():
     assert "HMR_CAPTURED" not in {w.code for w in parse_config(HMR_RULES).warnings}
     plain = HMR_RULES.replace("    bypass: {subprotocols: [vite-hmr, vite-ping]}\n", "")

@@ -128,6 +128,7 @@ def world(loop_thread: LoopThread, tmp_path_factory: pytest.TempPathFactory,
             "/picky": {"target": forced.url, "ws": True},
             "/hmr-app": {"target": hmr.url, "ws": True},
             "/socket.io": {"target": ok.url},
+            "/realtime": {"target": ok.url},  # io(url, {path: '/realtime'})
             "/echo": {"target": ok.url, "ws": True},
         },
     }
@@ -290,6 +291,14 @@ def test_socketio_polling_only(world: World) -> None:
     assert "SOCKETIO_POLLING_ONLY" in world.doctor_codes("/socket.io")
 
 
+def test_socketio_polling_only_on_a_custom_path_and_eio3(world: World) -> None:
+    # Socket.IO's `path` option moves it off /socket.io/; v2 clients poll with EIO=3.
+    for url in ("/realtime/?EIO=4&transport=polling&t=PNk2", "/socket.io/?EIO=3&transport=polling&t=N8hyd"):
+        status, headers, _ = http_request(world.proxy.port, "GET", url)
+        assert status == 200 and headers.get("x-viteproxy-diagnosis") == "SOCKETIO_POLLING_ONLY", url
+        world.in_log("SOCKETIO_POLLING_ONLY", url)
+
+
 def test_no_ws_rule(world: World) -> None:
     resp = _handshake(world, "/socket.io/?EIO=4&transport=websocket")
     assert (resp.status_code, resp.headers["x-viteproxy-diagnosis"]) == (502, "NO_WS_RULE")
@@ -303,6 +312,9 @@ def test_backend_closed_abnormally(world: World) -> None:
         c.send("abort")
         with pytest.raises(ConnectionClosed):
             c.recv(timeout=10)
+    # Not a "normal closure" (1000, what wsproto turns the backend's 1006 into):
+    # reconnecting clients treat 1000 as intentional and stay disconnected.
+    assert c.close_code == 1011 and "BACKEND_CLOSED_ABNORMALLY" in (c.close_reason or "")
     world.logged("BACKEND_CLOSED_ABNORMALLY", "/echo/x")
     world.in_log(None, "/echo/x", "ws_handshake")  # the handshake itself went well
     close = world.in_log("BACKEND_CLOSED_ABNORMALLY", "/echo/x", "ws_close")
@@ -398,7 +410,9 @@ def test_target_typos_stop_the_proxy_and_doctor_names_them(tmp_path: Path) -> No
     assert re.findall(r"\[(TARGET_\w+)\]", out) == expected
     rc, report = run_doctor(tmp_path / "rules.yaml")
     assert rc == 1 and [c["code"] for c in report["checks"]] == expected
-    assert [c["rule"].split(".")[1] for c in report["checks"]] == ["/a", "/b", "/c"]
+    # Rows are named by the rule's key, as for a file that loads.
+    assert [c["rule"] for c in report["checks"]] == ["/a", "/b", "/c"]
+    assert codes(report)["/b"] == ["TARGET_NO_SCHEME"]
 
 
 def test_ws_target_for_http(tmp_path: Path, backend: Backend, proxy_factory: Any) -> None:

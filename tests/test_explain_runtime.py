@@ -91,6 +91,17 @@ def test_listen_port_taken_on_the_other_family(tmp_path: Path, proxy_factory: An
         assert f"held on [::1]:{port}" in line and "http://localhost:" in line
 
 
+def test_listen_on_all_ipv4_with_ipv6_loopback_taken(tmp_path: Path) -> None:
+    # 0.0.0.0 binds IPv4 only: http://localhost:PORT/ tried on ::1 first reaches the other program.
+    with _listener("::1") as holder:
+        port = holder.getsockname()[1]
+        path = tmp_path / "rules.yaml"
+        path.write_text(f"server: {{host: 0.0.0.0, port: {port}}}\nproxy:\n  /api: http://127.0.0.1:9\n")
+        rc, report = run_doctor(path)
+        assert rc == 1 and "LISTEN_PORT_IN_USE" in codes(report)["(listen)"], report
+        assert any(f"[::1]:{port}" in c["detail"] for c in report["checks"] if c["rule"] == "(listen)")
+
+
 def test_privileged_port(tmp_path: Path) -> None:
     # We run as root here: dropping CAP_NET_BIND_SERVICE makes the real EACCES.
     if shutil.which("setpriv") is None:

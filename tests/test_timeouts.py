@@ -76,3 +76,22 @@ def test_a_bad_timeout_option_stops_the_proxy_with_a_message(tmp_path, backend):
     assert r.returncode == 1
     assert "viteproxy_handshake_timeout: expected seconds" in out and "'soon'" in out
     assert "Traceback" not in out
+
+
+def test_doctor_names_a_silent_backend_as_the_proxy_does(tmp_path, silent, backend):
+    # A backend that accepts but never answers is BACKEND_TIMEOUT / HANDSHAKE_TIMEOUT
+    # in the proxy's answer; doctor must say the same, not a generic UPSTREAM_ERROR.
+    from viteproxy_core.config import load_config
+    from viteproxy_core.doctor import run_checks
+
+    backend.behaviour.hang_upgrades = True
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(json.dumps({"server": {"port": 1}, "proxy": {
+        "/stuck": {"target": silent.url},
+        "/live": {"target": backend.url, "ws": True},
+    }}))
+    checks = run_checks(load_config(rules), timeout_s=0.5)
+    failed = {(c.rule, c.layer): (c.code, c.detail) for c in checks if c.status == "error"}
+    assert failed[("/stuck", "http")][0] == "BACKEND_TIMEOUT", failed
+    assert "500 ms" in failed[("/stuck", "http")][1]
+    assert failed[("/live", "ws")][0] == "HANDSHAKE_TIMEOUT", failed

@@ -50,6 +50,16 @@ class Diagnosis:
 def no_rule(miss: Miss) -> Diagnosis:
     """An unmatched request or upgrade, with the rules that were tried."""
     tried = tuple((f"rule {i + 1}", _describe(r)) for i, r in enumerate(miss.tried))
+    if miss.bypassed and not miss.near:
+        rule = miss.bypassed[0]
+        return Diagnosis(
+            "NO_WS_RULE" if miss.kind == "ws" else "NO_RULE", 502 if miss.kind == "ws" else 404,
+            f"{miss.url} matched the rule {rule.key!r}, but its bypass let it fall through to the "
+            "fallback, and there is no fallback.",
+            "set 'fallback:' to your dev server (bypassed requests go there), e.g. fallback: "
+            f"'http://127.0.0.1:5173', or narrow the bypass of the rule {rule.key!r}.",
+            rule=rule.key, facts=tried,
+        )
     if miss.kind == "ws":
         if miss.near:
             names = ", ".join(repr(r.key) for r in miss.near)

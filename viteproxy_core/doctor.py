@@ -25,7 +25,7 @@ import sys
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .config import Config, ConfigError, Rule, load_config
+from .config import RULE_KEYS, UNSUPPORTED_RULE_KEYS, Config, ConfigError, Rule, load_config
 from .diagnosis import (
     Diagnosis,
     connect_refused,
@@ -35,6 +35,7 @@ from .diagnosis import (
     listen_failed,
     listen_peer_taken,
     localhost_mismatch,
+    response_timeout,
     subprotocol_mismatch,
     tls_failed,
     upstream_error,
@@ -198,6 +199,12 @@ class RuleDoctor:
         except ssl.SSLError as e:
             self.add(_from(self.rule.key, layer, tls_failed(
                 host, port, str(e), secure=self.rule.secure, **self.where)))
+        except TimeoutError:
+            # Connected (the tcp layer passed) but no answer: the proxy names this
+            # BACKEND_TIMEOUT / HANDSHAKE_TIMEOUT, so doctor must too.
+            self.add(_from(self.rule.key, layer, response_timeout(
+                "ws" if layer == "ws" else "http", self.timeout_s * 1000, self.timeout_source,
+                fallback=False, **self.where)))
         except OSError as e:
             self.add(_from(self.rule.key, layer, upstream_error(str(e), **self.where)))
         raise _Stop
@@ -340,8 +347,9 @@ def check_listen(config: Config) -> tuple[list[Check], bool]:
             s.host, s.port, err, port_holder(s.port), unprivileged_port_start())))
     else:
         checks.append(Check("(listen)", "listen", "ok", None, f"{shown} is free"))
-    if s.host in ("127.0.0.1", "::1", "localhost"):
-        other = other_loopback("127.0.0.1" if s.host == "localhost" else s.host)
+    # 0.0.0.0 binds IPv4 only: localhost's ::1 may still belong to someone else.
+    if s.host in ("127.0.0.1", "::1", "localhost", "0.0.0.0"):
+        other = other_loopback("::1" if s.host == "::1" else "127.0.0.1")
         if tcp_probe(other, s.port, 1.0) is None:
             holder = port_holder(s.port)
             if not (proxy_up and holder is not None and _proxy_is_ours(holder) and other in holder):
@@ -367,6 +375,21 @@ def run_checks(config: Config, timeout_s: float = DEFAULT_TIMEOUT_S) -> list[Che
         doc.upstream_path = config.fallback.url_for("/").split(config.fallback.hostport, 1)[1]
         checks += [c for c in doc.run() if c.layer != "proxy"]
     return checks
+
+
+def _rule_of(issue_key: str) -> str:
+    """The rule an Issue's key ('proxy./socket.io.target') is about ('/socket.io').
+
+    Rows are one per rule and layer, named by the rule's key, whether the file
+    loaded or not: a script reading --json looks a rule up the same way.
+    """
+    if not issue_key.startswith("proxy.") or issue_key == "proxy.":
+        return issue_key or "(file)"
+    rest = issue_key[len("proxy."):]
+    cuts = [i for name in (*RULE_KEYS, *UNSUPPORTED_RULE_KEYS)
+            for i in (rest.find(f".{name}."), len(rest) - len(name) - 1 if rest.endswith(f".{name}") else -1)
+            if i > 0]
+    return rest[:min(cuts)] if cuts else rest
 
 
 def _table(checks: list[Check]) -> str:
@@ -404,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"doctor: {args.rules}: {e.issues[0].message}; run from the folder that holds "
                   "rules.yaml, or pass --rules PATH", file=sys.stderr)
             return 2
-        checks = [Check(i.key or "(file)", "config", i.severity, i.code, str(i), i.hint or "")
+        checks = [Check(_rule_of(i.key), "config", i.severity, i.code, str(i), i.hint or "")
                   for i in e.issues]
     else:
         checks = run_checks(config, args.timeout)

@@ -107,6 +107,7 @@ class Explainer:
             "does not own never answers it.",
         )
         _install_send_wrapper()
+        _install_ws_close_wrapper()
         self._listen_filter = _ListenFailure.install(self.router)
 
     def configure(self, updated: set[str]) -> None:
@@ -128,9 +129,10 @@ class Explainer:
         # The other loopback family on our port: http://localhost:PORT/ in a
         # browser may try it first and reach another program.
         host, port = self.router._host, self.router._port
-        if self.router._spec is None or host not in ("127.0.0.1", "::1", "localhost"):
+        # 0.0.0.0 binds IPv4 only: ::1 on our port may belong to another program.
+        if self.router._spec is None or host not in ("127.0.0.1", "::1", "localhost", "0.0.0.0"):
             return
-        other = other_loopback("127.0.0.1" if host == "localhost" else host)
+        other = other_loopback("::1" if host == "::1" else "127.0.0.1")
         try:
             _, writer = await asyncio.wait_for(asyncio.open_connection(other, port), 1.0)
         except (TimeoutError, OSError):
@@ -152,7 +154,7 @@ class Explainer:
             self._offered[flow] = offered
             if r.rule is not None and any(p in HMR_PROTOCOLS for p in offered):
                 self._record(flow, hmr_captured(r.rule.key, r.upstream_url))
-        elif "/socket.io/" in r.url and "transport=polling" in r.url and self.router.config:
+        elif _engineio_polling(req.query) and self.router.config:
             ws = route(self.router.config, r.url, req.headers, True)
             if isinstance(ws, Miss) or ws.rule is None:
                 self._record(flow, socketio_polling_only(
@@ -424,6 +426,14 @@ class Explainer:
         record_diagnosis(flow, diag)
 
 
+def _engineio_polling(query: Any) -> bool:
+    """A Socket.IO long-polling request, on /socket.io/ or the path its `path` option names.
+
+    Engine.IO marks every request with EIO (3 or 4) and its transport.
+    """
+    return bool(query.get("EIO")) and query.get("transport") == "polling"
+
+
 def parse_seconds(name: str, value: str) -> float:
     """A timeout option: seconds, fractions allowed, 0 or more."""
     try:
@@ -509,6 +519,43 @@ def _install_send_wrapper() -> None:
     send._viteproxy = True  # type: ignore[attr-defined]
     server_cls.send = send  # type: ignore[method-assign]
     _SEND_WRAPPED = True
+
+
+# ------------------------------------------- a backend's 1006, to the client
+
+_WS_CLOSE_WRAPPED = False
+ABNORMAL_CLOSE_TO_CLIENT = 1011  # "the server hit an unexpected condition"; valid on the wire
+
+
+def _install_ws_close_wrapper() -> None:
+    """Pass a backend's dropped connection (1006) on as 1011 naming the diagnosis.
+
+    mitmproxy relays the 1006 wsproto reports for a server that vanished, and
+    wsproto sends a local-only code as 1000 "normal closure": the page would be
+    told the backend closed on purpose, and reconnecting clients stay closed.
+    """
+    global _WS_CLOSE_WRAPPED
+    if _WS_CLOSE_WRAPPED:
+        return
+    try:
+        import wsproto.events
+        from mitmproxy.proxy.layers.websocket import WebsocketConnection
+
+        original = WebsocketConnection.send2
+    except (ImportError, AttributeError) as e:
+        logger.warning("viteproxy: a backend's 1006 reaches clients as 1000 on this version (%s)", e)
+        return
+
+    def send2(self: Any, event: Any) -> Any:
+        if (isinstance(event, wsproto.events.CloseConnection) and event.code == 1006
+                and isinstance(self.conn, Client)):
+            event = wsproto.events.CloseConnection(
+                code=ABNORMAL_CLOSE_TO_CLIENT,
+                reason="viteproxy: BACKEND_CLOSED_ABNORMALLY (backend dropped the connection)")
+        return original(self, event)
+
+    WebsocketConnection.send2 = send2  # type: ignore[method-assign]
+    _WS_CLOSE_WRAPPED = True
 
 
 # ------------------------------------------------------- listen failures

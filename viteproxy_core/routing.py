@@ -45,6 +45,7 @@ class Miss:
     url: str
     tried: tuple[Rule, ...]
     near: tuple[Rule, ...] = field(default=())
+    bypassed: tuple[Rule, ...] = field(default=())  # matched, but their bypass let it through
 
 
 def is_websocket_upgrade(headers: Mapping[str, str]) -> bool:
@@ -64,6 +65,7 @@ def route(config: Config, url: str, headers: Mapping[str, str], upgrade: bool) -
     kind: Literal["http", "ws"] = "ws" if upgrade else "http"
     offered = offered_subprotocols(headers) if upgrade else ()
     near: list[Rule] = []
+    bypassed: list[Rule] = []
     for rule in config.rules:
         if not rule.matches(url):
             continue
@@ -72,12 +74,13 @@ def route(config: Config, url: str, headers: Mapping[str, str], upgrade: bool) -
             continue
         if rule.bypass is not None and rule.bypass.matches(headers, offered):
             if config.fallback is None:
+                bypassed.append(rule)
                 continue
             return _to(kind, None, config.fallback, url, url, bypassed=True)
         return _to(kind, rule, rule.target, url, rule.rewrite(url))
     if config.fallback is not None and not near:
         return _to(kind, None, config.fallback, url, url)
-    return Miss(kind, url, config.rules, tuple(near))
+    return Miss(kind, url, config.rules, tuple(near), tuple(bypassed))
 
 
 def _to(kind: Literal["http", "ws"], rule: Rule | None, target: Target, url: str,
