@@ -176,12 +176,7 @@ class Explainer:
         )
 
     def _connect_timeout(self, r: Route | None) -> tuple[float, str]:
-        rule = r.rule if r else None
-        if rule is not None and rule.proxy_timeout_ms:
-            return rule.proxy_timeout_ms / 1000, "the rule's proxyTimeout"
-        if rule is not None and rule.timeout_ms:
-            return rule.timeout_ms / 1000, "the rule's timeout"
-        return self._seconds["viteproxy_connect_timeout"], "viteproxy_connect_timeout"
+        return _rule_limit(r) or (self._seconds["viteproxy_connect_timeout"], "viteproxy_connect_timeout")
 
     def _expire(self, client_id: str, server_id: str, task: asyncio.Task[Any],
                 info: tuple[str, int, float, str]) -> None:
@@ -243,11 +238,9 @@ class Explainer:
                 limit[0], self._response_expired, flow, limit)
 
     def _response_limit(self, r: Route) -> tuple[float, str] | None:
-        rule = r.rule
-        if rule is not None and rule.proxy_timeout_ms:
-            return rule.proxy_timeout_ms / 1000, "the rule's proxyTimeout"
-        if rule is not None and rule.timeout_ms:
-            return rule.timeout_ms / 1000, "the rule's timeout"
+        limit = _rule_limit(r)
+        if limit is not None:
+            return limit
         # Plain requests may legitimately take long (long polling, big reports);
         # a handshake is answered at once by anything that owns it.
         if r.kind == "ws" and self._seconds["viteproxy_handshake_timeout"] > 0:
@@ -432,6 +425,16 @@ def _engineio_polling(query: Any) -> bool:
     Engine.IO marks every request with EIO (3 or 4) and its transport.
     """
     return bool(query.get("EIO")) and query.get("transport") == "polling"
+
+
+def _rule_limit(r: Route | None) -> tuple[float, str] | None:
+    """The rule's own limit in seconds, with where it came from: proxyTimeout wins over timeout."""
+    rule = r.rule if r else None
+    if rule is not None and rule.proxy_timeout_ms:
+        return rule.proxy_timeout_ms / 1000, "the rule's proxyTimeout"
+    if rule is not None and rule.timeout_ms:
+        return rule.timeout_ms / 1000, "the rule's timeout"
+    return None
 
 
 def parse_seconds(name: str, value: str) -> float:
