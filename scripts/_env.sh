@@ -62,3 +62,15 @@ vp_venv() {
   fi
   echo "$dir/bin/python"
 }
+
+# vp_tool_python: the Python that runs the product from this checkout, with the
+# runtime and demo dependencies only (no test tools): $VITEPROXY_PYTHON if set,
+# else .venvs/run on the newest mitmproxy line this machine's Pythons allow.
+vp_tool_python() {
+  if [ -n "${VITEPROXY_PYTHON:-}" ]; then echo "$VITEPROXY_PYTHON"; return; fi
+  local py mitm
+  py=$(vp_find_py312); mitm='mitmproxy>=12,<13'
+  if [ -z "$py" ]; then py=$(vp_find_py311); mitm='mitmproxy>=11.0.2,<11.1'; fi
+  [ -n "$py" ] || { echo "viteproxy: needs Python 3.11 or newer" >&2; return 2; }
+  vp_venv run "$py" "$mitm" demo
+}

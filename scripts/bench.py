@@ -7,7 +7,7 @@ Set-ups (--setups picks a subset; the default is bare,recorder,launcher):
   keep-all  `mitmdump -s addons/viteproxy.py` with the recorder writing its log
             but keeping every message (viteproxy_keep_messages=-1);
   recorder  `mitmdump -s addons/viteproxy.py` as shipped (the last 100 messages kept);
-  launcher  the same addons on the lean launcher (`python -m viteproxy_core.launcher`,
+  launcher  the same addons on the lean launcher (`python -m viteproxy.launcher`,
             what scripts/viteproxy runs).
 
 Throughput: each run starts a fresh proxy per set-up in front of one backend
@@ -134,7 +134,7 @@ def start_proxy(setup: str, backend_port: int, workdir: Path) -> tuple[subproces
             # The checkout's package, not an installed copy (addons/viteproxy.py does the same for mitmdump).
             env = {**os.environ, "PYTHONPATH": os.pathsep.join(
                 p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}
-            args = [sys.executable, "-m", "viteproxy_core.launcher", "--rules", "rules.yaml", *quiet]
+            args = [sys.executable, "-m", "viteproxy.launcher", "--rules", "rules.yaml", *quiet]
         else:
             keep = ["--set", "viteproxy_keep_messages=-1"] if setup == "keep-all" else []
             args = [str(MITMDUMP), "-s", str(ROOT / "addons" / "viteproxy.py"),
@@ -216,8 +216,8 @@ def hook_cost(n: int = 50_000) -> float:
     from mitmproxy.websocket import WebSocketMessage
     from wsproto.frame_protocol import Opcode
 
-    from viteproxy_core.logfile import LogFile
-    from viteproxy_core.recorder import Recording
+    from viteproxy.addons.recorder import Recording
+    from viteproxy.logfile import LogFile
 
     payloads = [b"m" * size for size in (0, 1, 7, 125, 1000, 4000)]
     with tempfile.TemporaryDirectory() as tmp:

@@ -9,8 +9,8 @@ from multidict import CIMultiDict
 from websockets.sync.client import connect
 
 from support import Backend, LoopThread, Proxy, echo_json, http_request, probe_args, probed_flows, wait_until
-from viteproxy_core.config import parse_config
-from viteproxy_core.routing import Miss, Route, route
+from viteproxy.config import parse_config
+from viteproxy.routing import Miss, Route, route
 
 HMR_RULES = """
 proxy:
@@ -54,7 +54,7 @@ def test_bypass_without_fallback_skips_the_rule():
 
 def test_a_bypassed_miss_says_which_rule_let_it_through():
     # "matched none of the rules" would be false: the rule matched and its bypass fired.
-    from viteproxy_core.diagnosis import no_rule
+    from viteproxy.diagnosis import no_rule
 
     cfg = parse_config(HMR_RULES.replace("  /:\n", "  /x:\n"))
     for upgrade, headers in ((False, {"Accept": "text/html"}), (True, {"Sec-WebSocket-Protocol": "vite-hmr"})):

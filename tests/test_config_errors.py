@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from support import run_mitmdump
-from viteproxy_core.config import ConfigError, load_config, parse_config
+from viteproxy.config import ConfigError, load_config, parse_config
 
 OK = "    target: http://127.0.0.1:3001\n"
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from viteproxy_core.diagnosis import (
+from viteproxy.diagnosis import (
     classify_connect_error,
     handshake_failed,
     listen_failed,
@@ -67,7 +67,7 @@ def test_render_keeps_severity_in_json() -> None:
 
 
 def test_doctor_bad_usage_exits_2(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
-    from viteproxy_core.doctor import main
+    from viteproxy.doctor import main
 
     assert main(["--bogus"]) == 2
     assert main(["--rules", str(tmp_path / "missing.yaml")]) == 2

@@ -41,7 +41,7 @@ from support import (
     log_lines,
     wait_until,
 )
-from viteproxy_core.doctor import codes
+from viteproxy.doctor import codes
 
 JSON = {"accept": "application/json"}
 

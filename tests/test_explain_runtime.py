@@ -32,7 +32,7 @@ from support import (
     run_mitmdump,
     wait_until,
 )
-from viteproxy_core.doctor import codes
+from viteproxy.doctor import codes
 
 MITM12 = hasattr(__import__("mitmproxy.options", fromlist=["Options"]).Options(), "tcp_timeout")
 
@@ -163,12 +163,12 @@ def _demo_rules(tmp_path: Path) -> Path:
 
 
 def test_doctor_on_the_demo_rules(tmp_path: Path) -> None:
-    from viteproxy_core.config import load_config
+    from viteproxy.config import load_config
 
     rules = _demo_rules(tmp_path)
     config = load_config(rules)
     ports = [r.target.port for r in config.rules] + [config.fallback.port]  # type: ignore[union-attr]
-    demo = subprocess.Popen([sys.executable, "-m", "viteproxy_core.demo", "--rules", str(rules)],
+    demo = subprocess.Popen([sys.executable, "-m", "viteproxy.demo", "--rules", str(rules)],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from viteproxy_core.jsregex import compile_js, js_replacer
+from viteproxy.jsregex import compile_js, js_replacer
 
 
 def js_replace(pattern: str, template: str, text: str) -> str:

@@ -20,7 +20,7 @@ def _launch(tmp_path, rules: dict, *args: str) -> tuple[subprocess.Popen, int, o
     path.write_text(yaml.safe_dump(rules))
     out = open(tmp_path / "launcher.out", "wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "viteproxy_core.launcher", "--rules", str(path), *args],
+        [sys.executable, "-m", "viteproxy.launcher", "--rules", str(path), *args],
         # In its own directory, where the recorder's default log goes; the checkout's package on the path.
         cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=out, stderr=subprocess.STDOUT,
     )
@@ -59,7 +59,7 @@ def test_launcher_routes_http_and_websocket_without_default_listener(tmp_path, b
 def test_launcher_rejects_broken_rules_without_traceback(tmp_path):
     path = tmp_path / "rules.yaml"
     path.write_text("proxy:\n  /api:\n    target: localhost:8090\n")
-    r = subprocess.run([sys.executable, "-m", "viteproxy_core.launcher", "--rules", str(path)],
+    r = subprocess.run([sys.executable, "-m", "viteproxy.launcher", "--rules", str(path)],
                        cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert r.returncode == 1
     assert "rules.yaml:3: proxy./api.target" in r.stderr

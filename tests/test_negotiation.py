@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from viteproxy_core.config import Subprotocols
-from viteproxy_core.negotiation import negotiate, parse_protocols, upstream_offer
+from viteproxy.config import Subprotocols
+from viteproxy.negotiation import negotiate, parse_protocols, upstream_offer
 
 
 def test_parse_protocols_splits_and_trims():

@@ -164,7 +164,7 @@ def test_without_repair_browser_rejects_injected_subprotocol(
 
 def demo_rules(api: int, ws: int, page: int) -> tuple[str, dict[int, int]]:
     """The repository's rules.yaml with every demo port swapped for an ephemeral one."""
-    from viteproxy_core.config import load_config
+    from viteproxy.config import load_config
 
     path = ROOT / "rules.yaml"
     config = load_config(path)
@@ -179,7 +179,7 @@ def demo_rules(api: int, ws: int, page: int) -> tuple[str, dict[int, int]]:
 
 
 def test_demo_page_through_proxy(page: Any, loop_thread: LoopThread, tmp_path: Path) -> None:
-    from viteproxy_core.demo import serve_backends
+    from viteproxy.demo import serve_backends
 
     api, ws, site = free_port(), free_port(), free_port()
     rules, ports = demo_rules(api, ws, site)

@@ -115,7 +115,7 @@ def test_polling_handshake_then_websocket_upgrade_then_events(setup, loop_thread
 
 def test_the_recorders_log_shows_the_upgrade(setup, loop_thread):
     """Once the JSONL recorder (issue 3) is in the addon list, its log must show the upgrade."""
-    if importlib.util.find_spec("viteproxy_core.recorder") is None:
+    if importlib.util.find_spec("viteproxy.addons.recorder") is None:
         pytest.skip("no JSONL recorder in this build yet (issue 3); the probe test shows the upgrade")
     proxy, _ = setup
     loop_thread.run(_session(proxy.url("/")))

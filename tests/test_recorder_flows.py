@@ -16,8 +16,8 @@ from mitmproxy import eventsequence, http, io
 from mitmproxy.test import taddons
 
 from support import read_jsonl
-from viteproxy_core.flowfile import records_from_flow_file
-from viteproxy_core.recorder import Recorder
+from viteproxy.addons.recorder import Recorder
+from viteproxy.flowfile import records_from_flow_file
 
 FLOWS = Path(__file__).parent / "flows"
 RECORDED = sorted(p.stem for p in FLOWS.glob("*.mitm"))
@@ -130,7 +130,7 @@ def test_bad_options_are_refused(tmp_path: Path) -> None:
 def test_one_line_per_flow_even_when_error_follows_response() -> None:
     from mitmproxy.test import tflow
 
-    from viteproxy_core.recorder import Recording
+    from viteproxy.addons.recorder import Recording
 
     lines: list[str] = []
     rec = Recording(lines.append)
@@ -145,7 +145,7 @@ def test_one_line_per_flow_even_when_error_follows_response() -> None:
 
 
 def test_a_connection_opened_before_the_recorder_is_adopted() -> None:
-    from viteproxy_core.recorder import Recording
+    from viteproxy.addons.recorder import Recording
 
     lines: list[str] = []
     flow = next(f for f in _flows("backend_abort") if f.websocket)

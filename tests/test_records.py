@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from viteproxy_core import closecodes
-from viteproxy_core.logfile import LogFile
-from viteproxy_core.records import (
+from viteproxy import closecodes
+from viteproxy.logfile import LogFile
+from viteproxy.records import (
     REDACTED,
     Counts,
     PayloadPolicy,
@@ -21,7 +21,7 @@ from viteproxy_core.records import (
     http_record,
     parse_names,
 )
-from viteproxy_core.report import analyse
+from viteproxy.report import analyse
 
 
 @pytest.mark.parametrize("url,expected", [

@@ -8,7 +8,7 @@ import pytest
 from mitmproxy.addons.proxyserver import Proxyserver
 from mitmproxy.test import taddons
 
-from viteproxy_core.proxy import Router
+from viteproxy.addons.router import Router
 
 GOOD = "server: {port: 5999}\nproxy:\n  /api: http://127.0.0.1:3001\n"
 BAD = "proxy:\n  /api: localhost:3001\n"

@@ -7,8 +7,8 @@ import textwrap
 import pytest
 from mitmproxy.http import Headers  # case-insensitive, as the proxy passes them
 
-from viteproxy_core.config import parse_config
-from viteproxy_core.routing import (
+from viteproxy.config import parse_config
+from viteproxy.routing import (
     Miss,
     Route,
     is_websocket_upgrade,

@@ -14,8 +14,8 @@ from mitmproxy.addons.proxyserver import Proxyserver
 from mitmproxy.proxy import mode_specs
 from mitmproxy.test import taddons, tflow
 
-from viteproxy_core.proxy import Router
-from viteproxy_core.subprotocols import Subprotocols
+from viteproxy.addons.router import Router
+from viteproxy.addons.subprotocols import Subprotocols
 
 RULES = """
 server: {port: 5280}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from viteproxy_core.target import Target, TargetError, join_path, parse_target
+from viteproxy.target import Target, TargetError, join_path, parse_target
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus  # noqa: E402
 from websockets.sync.client import connect  # noqa: E402
 
 from support import Backend, LoopThread, Proxy, free_port, http_request, read_jsonl, wait_until  # noqa: E402
-from viteproxy_core.flowfile import records_from_flow_file  # noqa: E402
+from viteproxy.flowfile import records_from_flow_file  # noqa: E402
 
 
 def normalise(records: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -4,4 +4,4 @@ The pure modules (config, target, routing, diagnosis, ...) import no mitmproxy;
 the addon modules are thin glue over them.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -14,8 +14,8 @@ from typing import Any
 
 from mitmproxy import ctx, http
 
-from .negotiation import CODE, negotiate, parse_protocols, upstream_offer
-from .proxy import META, Router, record_diagnosis
+from ..negotiation import CODE, negotiate, parse_protocols, upstream_offer
+from .router import META, Router, record_diagnosis
 
 __all__ = ["Subprotocols"]
 

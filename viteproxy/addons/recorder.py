@@ -30,9 +30,9 @@ from typing import Any
 from mitmproxy import ctx, exceptions, http
 from wsproto.frame_protocol import Opcode
 
-from . import closecodes
-from .logfile import LogFile
-from .records import (
+from .. import closecodes
+from ..logfile import LogFile
+from ..records import (
     Counts,
     PayloadPolicy,
     Redactor,
@@ -43,7 +43,7 @@ from .records import (
     parse_names,
     ping_record,
 )
-from .routing import is_websocket_upgrade
+from ..routing import is_websocket_upgrade
 
 __all__ = ["Recorder", "Recording"]
 

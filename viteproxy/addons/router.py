@@ -19,9 +19,9 @@ from typing import Any
 from mitmproxy import ctx, http, tls
 from mitmproxy.proxy import mode_specs
 
-from .config import Config, ConfigError, load_config
-from .diagnosis import Diagnosis, no_rule, render
-from .routing import Miss, Route, is_websocket_upgrade, route, upstream_headers
+from ..config import Config, ConfigError, load_config
+from ..diagnosis import Diagnosis, no_rule, render
+from ..routing import Miss, Route, is_websocket_upgrade, route, upstream_headers
 
 __all__ = ["Router", "META", "record_diagnosis"]
 

@@ -410,7 +410,7 @@ def _table(checks: list[Check]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="scripts/doctor", description="Check every proxy rule layer by layer, outside in.")
+        prog="viteproxy doctor", description="Check every proxy rule layer by layer, outside in.")
     parser.add_argument("--rules", default="rules.yaml", help="rules file (default: ./rules.yaml)")
     parser.add_argument("--json", action="store_true", help="print the checks as JSON")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .explain import Explainer
-from .proxy import Router
+from .explainer import Explainer
 from .recorder import Recorder
+from .router import Router
 from .subprotocols import Subprotocols
 
 __all__ = ["make_addons"]

@@ -20,11 +20,13 @@ from pathlib import Path
 
 from aiohttp import WSMsgType, web
 
+from .cli import addon_path
 from .config import ConfigError, load_config
 
 __all__ = ["main", "make_api", "make_page", "make_ws"]
 
-ROOT = Path(__file__).resolve().parent.parent
+# The demo's rules: ./rules.yaml if there is one, else the checkout's.
+_CHECKOUT_RULES = Path(__file__).resolve().parent.parent / "rules.yaml"
 
 PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>viteproxy demo</title>
@@ -127,8 +129,9 @@ def _ports(rules: Path) -> tuple[int, int, int, str, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="scripts/demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--rules", default=str(ROOT / "rules.yaml"), help="rules file (default: the repository's)")
+    parser = argparse.ArgumentParser(prog="viteproxy demo", description=__doc__.splitlines()[0])
+    default = "rules.yaml" if Path("rules.yaml").is_file() or not _CHECKOUT_RULES.is_file() else str(_CHECKOUT_RULES)
+    parser.add_argument("--rules", default=default, help="rules file (default: ./rules.yaml, else the checkout's)")
     parser.add_argument("--backends-only", action="store_true", help="start the backends, not the proxy")
     args = parser.parse_args(argv)
     rules = Path(args.rules)
@@ -154,7 +157,7 @@ async def _run(rules: Path, api: int, ws: int, page: int, host: str, port: int, 
     if not backends_only:
         mitmdump = Path(sys.executable).with_name("mitmdump")
         proc = subprocess.Popen(
-            [str(mitmdump), "-s", str(ROOT / "addons" / "viteproxy.py"),
+            [str(mitmdump), "-s", str(addon_path()),
              "--set", f"viteproxy_rules={rules}"],
             cwd=rules.parent,
         )

@@ -13,7 +13,7 @@ from typing import Any
 
 from mitmproxy import eventsequence, exceptions, http, io
 
-from .recorder import Recording
+from .addons.recorder import Recording
 from .records import PayloadPolicy, Redactor
 
 __all__ = ["FlowFileError", "replay", "records_from_flow_file"]

@@ -75,7 +75,7 @@ def load(path: Path, warnings: list[str]) -> list[dict[str, Any]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="scripts/report",
+        prog="viteproxy report",
         description="Post-mortem of a viteproxy flight recorder log (JSONL) or a mitmproxy .mitm file.",
     )
     parser.add_argument("logs", nargs="+", metavar="LOG",

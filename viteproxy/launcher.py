@@ -47,7 +47,7 @@ class LeanMaster(master.Master):
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="scripts/viteproxy",
+        prog="viteproxy",
         description="Run viteproxy on a lean mitmproxy master (same rules and options as "
                     "`mitmdump -s addons/viteproxy.py`).",
     )

@@ -34,8 +34,8 @@ from mitmproxy import ctx, http
 from mitmproxy.connection import Client
 from mitmproxy.net.http.http1 import assemble_response
 
-from .config import HMR_PROTOCOLS
-from .diagnosis import (
+from ..config import HMR_PROTOCOLS
+from ..diagnosis import (
     Diagnosis,
     backend_closed_abnormally,
     classify_connect_error,
@@ -55,9 +55,9 @@ from .diagnosis import (
     tls_failed,
     upstream_error,
 )
-from .netcheck import fmt_addr, other_loopback, port_holder, unprivileged_port_start
-from .proxy import META, Router, record_diagnosis
-from .routing import Miss, Route, is_websocket_upgrade, offered_subprotocols, route
+from ..netcheck import fmt_addr, other_loopback, port_holder, unprivileged_port_start
+from ..routing import Miss, Route, is_websocket_upgrade, offered_subprotocols, route
+from .router import META, Router, record_diagnosis
 
 __all__ = ["Explainer", "DEFAULT_CONNECT_TIMEOUT_S"]
 
