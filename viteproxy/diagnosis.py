@@ -17,9 +17,9 @@ from .routing import Miss
 __all__ = [
     "response_timeout",
     "Diagnosis", "backend_closed_abnormally", "classify_connect_error", "connect_refused",
-    "connect_timeout", "dns_failure", "from_issue", "handshake_failed", "hmr_captured",
+    "connect_timeout", "dns_failure", "from_issue", "hmr_captured",
     "idle_timeout", "listen_failed", "listen_peer_taken", "localhost_mismatch", "no_rule",
-    "render", "socketio_polling_only", "subprotocol_mismatch", "tls_failed", "upstream_error",
+    "render", "socketio_polling_only", "tls_failed", "upstream_error",
 ]
 
 
@@ -227,71 +227,7 @@ def upstream_error(error: str, *, rule: str | None, upstream: str | None) -> Dia
     )
 
 
-# ------------------------------------------------------------- handshakes
-
-def handshake_failed(status: int, *, url: str, rewritten: str, upstream_path: str,
-                     origin: str | None, host: str | None, change_origin: bool,
-                     rewrite_ws_origin: bool, body_excerpt: str, rule: str | None,
-                     upstream: str | None) -> Diagnosis:
-    """A WebSocket handshake the backend answered with something other than 101."""
-    facts: list[tuple[str, str]] = [("status", str(status))]
-    if status == 404:
-        facts += [("path in", url), ("rewritten", rewritten), ("path sent", upstream_path)]
-        if body_excerpt:
-            facts.append(("backend said", body_excerpt))
-        return Diagnosis(
-            "HANDSHAKE_NOT_FOUND", 404,
-            f"The backend has no WebSocket endpoint at {upstream_path} (the browser asked for "
-            f"{url}): the rule's rewrite or the target's path strips or doubles a prefix.",
-            "compare 'path sent' with the path the backend serves; adjust the rule's rewrite "
-            "(e.g. rewrite: {'^/ws': ''} to strip /ws) or the path in its target.",
-            rule=rule, upstream=upstream, facts=tuple(facts),
-        )
-    if status == 403:
-        facts += [("Origin sent", origin or "(none)"), ("Host sent", host or "(none)")]
-        if body_excerpt:
-            facts.append(("backend said", body_excerpt))
-        missing = [n for n, on in (("changeOrigin: true", change_origin),
-                                   ("rewriteWsOrigin: true", rewrite_ws_origin)) if not on]
-        fix = (f"add {' and '.join(missing)} to the rule, so that Host and Origin name the backend"
-               if missing else "the backend rejects even its own origin: allow the Origin in the "
-               "backend's CORS/origin check (Spring setAllowedOrigins, gorilla CheckOrigin, "
-               "Socket.IO cors.origin)")
-        return Diagnosis(
-            "HANDSHAKE_FORBIDDEN_ORIGIN", 403,
-            "The backend refused the WebSocket handshake with 403, as origin checks do when the "
-            "Origin does not match the Host or an allow-list.",
-            fix + ".", rule=rule, upstream=upstream, facts=tuple(facts),
-        )
-    if body_excerpt:
-        facts.append(("backend said", body_excerpt))
-    return Diagnosis(
-        "HANDSHAKE_REJECTED", status if 400 <= status < 600 else 502,
-        f"The backend answered the WebSocket handshake with {status} instead of 101 Switching "
-        "Protocols.",
-        "check that the path is the backend's WebSocket endpoint and what it requires "
-        "(authentication headers, a subprotocol); the backend's answer is below.",
-        rule=rule, upstream=upstream, facts=tuple(facts),
-    )
-
-
-def subprotocol_mismatch(offered: tuple[str, ...], chosen: str | None, *, rule: str | None,
-                         upstream: str | None) -> Diagnosis:
-    if chosen:
-        summary = (f"The backend picked the subprotocol {chosen!r}, which the client did not offer "
-                   f"({', '.join(offered) or 'none'}): browsers abort such a connection (1006).")
-    else:
-        summary = (f"The client offered {', '.join(offered)} but the backend picked none: Chrome "
-                   "aborts such a connection.")
-    return Diagnosis(
-        "SUBPROTOCOL_MISMATCH", 502, summary,
-        "make the client offer the protocol the backend speaks (new WebSocket(url, ['"
-        f"{chosen or 'proto'}'])), or configure the backend to accept one the client offers; "
-        "a rule's 'subprotocols:' can add one to the upstream handshake.",
-        rule=rule, upstream=upstream,
-        facts=(("offered", ", ".join(offered) or "(none)"), ("chosen", chosen or "(none)")),
-    )
-
+# ------------------------------------------------------------- warnings
 
 def hmr_captured(rule: str, upstream: str | None) -> Diagnosis:
     return Diagnosis(

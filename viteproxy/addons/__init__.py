@@ -8,13 +8,16 @@ from .explainer import Explainer
 from .recorder import Recorder
 from .router import Router
 from .subprotocols import Subprotocols
+from .timeouts import Timeouts
 
 __all__ = ["make_addons"]
 
 
 def make_addons() -> list[Any]:
     router = Router()
-    # Explainer and Subprotocols read the route the Router chose in the same
-    # hook, so they come after it; Recorder last: it logs each flow in the
-    # state the other addons left it (diagnosed, the 101 as repaired).
-    return [router, Explainer(router), Subprotocols(router), Recorder()]
+    timeouts = Timeouts(router)
+    # Timeouts, Explainer and Subprotocols read the route the Router chose in
+    # the same hook, so they come after it; the Explainer asks Timeouts what
+    # expired. Recorder last: it logs each flow in the state the other addons
+    # left it (diagnosed, the 101 as repaired).
+    return [router, timeouts, Explainer(router, timeouts), Subprotocols(router), Recorder()]

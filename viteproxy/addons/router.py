@@ -70,6 +70,12 @@ class Router:
         # flow.metadata: that is saved to .mitm files and must stay plain data.
         self._routes: weakref.WeakKeyDictionary[http.HTTPFlow, Route] = weakref.WeakKeyDictionary()
 
+    @property
+    def listen_address(self) -> tuple[str, int] | None:
+        """(host, port) of the reverse-proxy listener this Router set up, None before that
+        (or when the command line's own --mode is used)."""
+        return (self._host, self._port) if self._spec is not None else None
+
     def route_for(self, flow: http.HTTPFlow) -> Route | None:
         """The route chosen for a flow, or None if it was answered by the proxy itself."""
         return self._routes.get(flow)
