@@ -69,8 +69,11 @@ class Issue:
 class ConfigError(Exception):
     """A rules file that cannot be used. Holds every problem found, errors and warnings."""
 
-    def __init__(self, issues: list[Issue]):
+    def __init__(self, issues: list[Issue], partial: Config | None = None):
         self.issues = tuple(issues)
+        # What could be read despite the errors (the server section, the rules
+        # without errors): doctor still checks those, so one run shows all problems.
+        self.partial = partial
         super().__init__(str(self))
 
     @property
@@ -348,7 +351,7 @@ def parse_config(text: str, file: str = "rules.yaml") -> Config:
         r.issues.append(w)
 
     if any(i.severity == "error" for i in r.issues):
-        raise ConfigError(r.issues)
+        raise ConfigError(r.issues, partial=Config(file, server, tuple(rules), fallback, tuple(r.issues)))
     return Config(file, server, tuple(rules), fallback, tuple(r.issues))
 
 
