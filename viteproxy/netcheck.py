@@ -1,15 +1,16 @@
 """Small network facts shared by the proxy's diagnoses and `doctor`.
 
 No mitmproxy here: resolving a name per address family, probing a TCP port
-with a deadline, and naming the program that holds a listening port (from
-/proc, where there is one; elsewhere the answer is simply unknown).
+with a deadline, and naming the program that holds a listening port (psutil,
+on every platform it supports; when the owner is hidden, the answer says so).
 """
 
 from __future__ import annotations
 
-import os
 import socket
 from dataclasses import dataclass
+
+import psutil
 
 __all__ = [
     "Resolved", "fmt_addr", "other_loopback", "port_holder", "resolve", "tcp_probe",
@@ -80,49 +81,26 @@ def unprivileged_port_start() -> int:
 
 
 def port_holder(port: int) -> str | None:
-    """'python3 (pid 123) on [::1]:5280' for a listening TCP port, from /proc; None if unknown."""
-    inodes: dict[str, str] = {}
-    for table, v6 in (("/proc/net/tcp", False), ("/proc/net/tcp6", True)):
-        try:
-            with open(table) as f:
-                lines = f.read().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            parts = line.split()
-            if len(parts) < 10 or parts[3] != "0A":  # 0A: LISTEN
-                continue
-            local_hex, port_hex = parts[1].rsplit(":", 1)
-            if int(port_hex, 16) == port:
-                inodes[parts[9]] = fmt_addr(_proc_addr(local_hex, v6), port)
-    if not inodes:
-        return None
+    """'python3 (pid 123) on [::1]:5280' for a listening TCP port; None if nothing listens.
+
+    psutil names the owner where the OS lets it (Linux: own processes, or all
+    as root; macOS needs root for other users' sockets). When the socket is
+    visible but its owner is not, the answer says so instead of guessing.
+    """
     try:
-        pids = [p for p in os.listdir("/proc") if p.isdigit()]
-    except OSError:
-        pids = []
-    for pid in pids:
-        try:
-            fds = os.listdir(f"/proc/{pid}/fd")
-        except OSError:
+        conns = psutil.net_connections(kind="tcp")
+    except (psutil.AccessDenied, OSError):
+        return None
+    listening = [c for c in conns if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port]
+    if not listening:
+        return None
+    for c in listening:
+        if c.pid is None:
             continue
-        for fd in fds:
-            try:
-                link = os.readlink(f"/proc/{pid}/fd/{fd}")
-            except OSError:
-                continue
-            if link.startswith("socket:[") and link[8:-1] in inodes:
-                try:
-                    with open(f"/proc/{pid}/comm") as f:
-                        name = f.read().strip()
-                except OSError:
-                    name = "?"
-                return f"{name} (pid {pid}) on {inodes[link[8:-1]]}"
-    return "a process on " + ", ".join(sorted(set(inodes.values())))
-
-
-def _proc_addr(hexaddr: str, v6: bool) -> str:
-    raw = bytes.fromhex(hexaddr)
-    # /proc/net/tcp* prints each 32-bit word in host (little-endian here) order.
-    words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
-    return socket.inet_ntop(socket.AF_INET6 if v6 else socket.AF_INET, words)
+        try:
+            name = psutil.Process(c.pid).name()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            name = "?"
+        return f"{name} (pid {c.pid}) on {fmt_addr(c.laddr.ip, port)}"
+    where = ", ".join(sorted({fmt_addr(c.laddr.ip, port) for c in listening}))
+    return f"a process on {where} (its owner is not visible to this user)"
