@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import yaml
 
+from .jsfunctions import function_hint, looks_like_function
 from .jsregex import compile_js, js_replacer
 from .target import Target, TargetError, parse_target
 
@@ -302,6 +303,7 @@ def parse_config(text: str, file: str = "rules.yaml") -> Config:
             # The parser notices late: say where the unfinished construct began.
             context += f" that starts at line {context_mark.line + 1}"
         message = f"YAML syntax error: {problem}" + (f" ({context})" if context else "")
+        r.issues += _pasted_functions(text, file)
         r.issues.append(Issue(
             "YAML_SYNTAX", file, mark.line + 1 if mark else None, "", message,
             "check indentation and quoting; keys with ^ or : need quotes, e.g. '^/api'",
@@ -350,6 +352,37 @@ def parse_config(text: str, file: str = "rules.yaml") -> Config:
     if any(i.severity == "error" for i in r.issues):
         raise ConfigError(r.issues)
     return Config(file, server, tuple(rules), fallback, tuple(r.issues))
+
+
+_OPTION_LINE = re.compile(r"""^\s*['"]?([A-Za-z_$][\w$]*)['"]?\s*(:?)\s*(.*)$""", re.S)
+_METHOD_LINE = re.compile(r"^\s*[A-Za-z_$][\w$]*\s*\([^)]*\)\s*\{")
+
+
+def _pasted_functions(text: str, file: str) -> list[Issue]:
+    """JavaScript functions pasted from a vite.config, which YAML cannot read: one issue each."""
+    out = []
+    lines = text.splitlines()
+    n = 0
+    while n < len(lines):
+        line = lines[n]
+        n += 1
+        if not (looks_like_function(line) or _METHOD_LINE.match(line)):
+            continue
+        first = n
+        # A function body over several lines: up to the line that balances its braces.
+        source = line
+        while source.count("{") > source.count("}") and n < len(lines):
+            source += "\n" + lines[n]
+            n += 1
+        m = _OPTION_LINE.match(source)
+        name = m.group(1) if m else ""
+        if m and m.group(2):  # `rewrite: (path) => ...`: the value after the colon
+            source = m.group(3)
+        source = source.strip().rstrip(",").strip()
+        out.append(Issue("JS_FUNCTION", file, first, name,
+                         "a JavaScript function: rules.yaml is data, so functions must be translated",
+                         function_hint(name, source)))
+    return out
 
 
 def _too_deep_line(text: str, limit: int = 100) -> int | None:
@@ -511,6 +544,15 @@ def _rule(r: _Reader, index: int, key: str, k_node: yaml.Node, v_node: yaml.Node
     target_seen = False
     for name, ok_node, ov_node in r.mapping(v_node, where, "a target URL or a mapping of options"):
         okey = f"{where}.{name}"
+        source = ov_node.value if isinstance(ov_node, yaml.ScalarNode) else None
+        if isinstance(source, str) and looks_like_function(source):
+            dropped = name in UNSUPPORTED_RULE_KEYS
+            r.issue("JS_FUNCTION", ov_node, okey,
+                    "a JavaScript function: rules.yaml is data, so functions must be translated"
+                    + (" (this option is ignored)" if dropped else ""),
+                    function_hint(name, source), severity="warning" if dropped else "error")
+            ok = ok and dropped
+            continue
         if name == "target":
             target_seen = True
             target = _target(r, ov_node, okey, rule=True)
