@@ -199,6 +199,8 @@ UNSUPPORTED_RULE_KEYS = {
 }
 TOP_KEYS = {"server": "host and port", "proxy": "the rules", "fallback": "a target URL"}
 SERVER_KEYS = {"host": "an address such as 127.0.0.1", "port": "a port number"}
+SUBPROTOCOLS_KEYS = {"mode": "append or replace", "values": "a list of protocols"}
+BYPASS_KEYS = {"subprotocols": "a list of protocols", "headers": "a mapping of header name to regex"}
 
 _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _PROTOCOL_TOKEN = _HEADER_NAME
@@ -701,7 +703,7 @@ def _subprotocols(r: _Reader, node: yaml.Node, key: str) -> Subprotocols | None:
             values = _token_list(r, v_node, f"{key}.values")
             ok = ok and values is not None
         else:
-            r.unknown(k_node, f"{key}.{name}", name, {"mode": "", "values": ""})
+            r.unknown(k_node, f"{key}.{name}", name, SUBPROTOCOLS_KEYS)
             ok = False
     if values is None and ok:
         r.issue("INVALID_TYPE", node, key, "subprotocols needs values", "e.g. {mode: append, values: [chat]}")
@@ -713,7 +715,6 @@ def _bypass(r: _Reader, node: yaml.Node, key: str) -> Bypass | None:
     subprotocols: tuple[str, ...] = ()
     headers: list[tuple[str, re.Pattern[str]]] = []
     ok = True
-    known = {"subprotocols": "", "headers": ""}
     for name, k_node, v_node in r.mapping(node, key, "a mapping with subprotocols and/or headers"):
         if name == "subprotocols":
             sp = _token_list(r, v_node, f"{key}.subprotocols")
@@ -728,7 +729,7 @@ def _bypass(r: _Reader, node: yaml.Node, key: str) -> Bypass | None:
                     r.issue("INVALID_REGEX", hv_node, f"{key}.headers.{hname}", f"not a valid regex: {e}")
                     ok = False
         else:
-            r.unknown(k_node, f"{key}.{name}", name, known)
+            r.unknown(k_node, f"{key}.{name}", name, BYPASS_KEYS)
             ok = False
     if ok and not subprotocols and not headers:
         r.issue("INVALID_TYPE", node, key, "bypass needs subprotocols or headers",

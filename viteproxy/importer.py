@@ -26,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from .cli import schema_path
 from .config import DEFAULT_PORT, ConfigError, parse_config
 from .jsfunctions import function_hint, translate_rewrite
 
@@ -160,7 +161,8 @@ def convert(server: dict[str, Any], *, config_file: str = "vite.config.js", conf
 
 def render(imported: Imported, source: str) -> str:
     body = yaml.safe_dump(imported.rules, sort_keys=False, allow_unicode=True, default_flow_style=False)
-    head = [f"# Imported from {source} by `viteproxy import`.",
+    head = [f"# yaml-language-server: $schema={schema_path()}",
+            f"# Imported from {source} by `viteproxy import`.",
             "# Browse the proxy (server.port); everything no rule takes goes to the Vite dev server",
             "# (fallback), its HMR socket included. Vite's own server.proxy block is not needed",
             "# while you browse through viteproxy: the rules below take those requests first."]
