@@ -34,6 +34,7 @@ from mitmproxy import ctx, http
 from mitmproxy.connection import Client
 from mitmproxy.net.http.http1 import assemble_response
 
+from ..codes import Code
 from ..config import HMR_PROTOCOLS
 from ..diagnosis import (
     Diagnosis,
@@ -377,7 +378,7 @@ class Explainer:
         resp = flow.response
         assert resp is not None
         existing = flow.metadata.get(META, {}).get("diagnosis") or {}
-        if existing.get("code") == "SUBPROTOCOL_MISMATCH":
+        if existing.get("code") == Code.SUBPROTOCOL_MISMATCH:
             return  # the Subprotocols addon (responseheaders) already said it, with what it injected
         offered = self._offered.get(flow, ())
         chosen = resp.headers.get("sec-websocket-protocol") or None
