@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
+from .codes import Code
 from .diagnosis import Diagnosis
 
 __all__ = ["Cause", "HandshakeFacts", "causes", "judge_handshake"]
@@ -61,7 +62,7 @@ class HandshakeFacts:
 @dataclass(frozen=True)
 class Cause:
     name: str  # origin | path | socketio-version | auth | unknown
-    code: str
+    code: Code
     explanation: str
     fix: str
 
@@ -74,14 +75,14 @@ def causes(f: HandshakeFacts) -> list[Cause]:
     eio = _query(f.url).get("EIO")
     if status == 400 and "unsupported protocol version" in f.body.lower():
         found.append(Cause(
-            "socketio-version", "SOCKETIO_VERSION_MISMATCH",
+            "socketio-version", Code.SOCKETIO_VERSION_MISMATCH,
             f"the Socket.IO server does not speak the Engine.IO protocol version the client asked for "
             f"(EIO={eio or '?'}): Socket.IO v2 clients use EIO=3, v3 and v4 use EIO=4",
             "use a socket.io-client whose major version matches the server's (v3/v4 client with a "
             "v3/v4 server), or set allowEIO3: true on a v3/v4 server for v2 clients",
         ))
     path_cause = Cause(
-        "path", "HANDSHAKE_NOT_FOUND",
+        "path", Code.HANDSHAKE_NOT_FOUND,
         (f"the backend has no WebSocket endpoint at {sent}: the rule turned {asked} into {sent}, and "
          f"a backend routing upgrades by path (ws's `path` option answers 400, its `noServer` "
          "routing drops the connection, others 404) rejects a path it does not serve")
@@ -100,7 +101,7 @@ def causes(f: HandshakeFacts) -> list[Cause]:
             found.append(origin_cause)
         if status == 401 or f.www_authenticate:
             found.append(Cause(
-                "auth", "HANDSHAKE_REJECTED",
+                "auth", Code.HANDSHAKE_REJECTED,
                 "the backend requires credentials (a cookie, a token in the query or a header) that "
                 "this handshake did not carry",
                 "check what the backend's upgrade handler verifies, and send it (a rule's 'headers:' "
@@ -119,7 +120,7 @@ def causes(f: HandshakeFacts) -> list[Cause]:
         if f.path_changed:
             found.append(path_cause)
         found.append(Cause(
-            "aborted", "HANDSHAKE_ABORTED",
+            "aborted", Code.HANDSHAKE_ABORTED,
             "the backend closed the connection without answering the handshake: it does not handle "
             f"upgrades at {sent} (a `noServer` router destroys the socket for paths it does not "
             "know), or it crashed on the request",
@@ -140,7 +141,7 @@ def causes(f: HandshakeFacts) -> list[Cause]:
             found[0] = Cause(c.name, c.code, f"{c.explanation} (confirmed: {proof.get(c.name, '')})", c.fix)
     if not found:
         found.append(Cause(
-            "unknown", "HANDSHAKE_REJECTED",
+            "unknown", Code.HANDSHAKE_REJECTED,
             f"the backend answered {status} instead of 101 Switching Protocols",
             "check that the path is the backend's WebSocket endpoint and what its upgrade handler "
             "requires; the backend's answer is in the facts",
@@ -156,7 +157,7 @@ def _origin_cause(f: HandshakeFacts) -> Cause | None:
         missing = [n for n, on in (("rewriteWsOrigin: true", True),
                                    ("changeOrigin: true", not f.change_origin)) if on]
         return Cause(
-            "origin", "HANDSHAKE_FORBIDDEN_ORIGIN",
+            "origin", Code.HANDSHAKE_FORBIDDEN_ORIGIN,
             f"the backend checks the Origin: it got {f.origin or 'none'}, not its own origin {f.target_origin} "
             "(Node ws's verifyClient answers 401, Spring and gorilla 403, Socket.IO 400/403)",
             f"add {' and '.join(missing)} to the rule, so that the backend sees Origin "
@@ -165,7 +166,7 @@ def _origin_cause(f: HandshakeFacts) -> Cause | None:
         )
     if f.status == 403 and f.origin:
         return Cause(
-            "origin", "HANDSHAKE_FORBIDDEN_ORIGIN",
+            "origin", Code.HANDSHAKE_FORBIDDEN_ORIGIN,
             f"the backend refused Origin {f.origin}, which already is its own origin",
             "allow the Origin in the backend's origin check (ws verifyClient, Spring "
             "setAllowedOrigins, gorilla CheckOrigin, Socket.IO cors.origin)",

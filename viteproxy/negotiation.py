@@ -29,12 +29,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from .codes import Code
 from .config import Subprotocols
 from .diagnosis import Diagnosis
 
 __all__ = ["WIRE_PROTOCOLS", "Outcome", "different_wire_protocols", "negotiate", "parse_protocols", "upstream_offer"]
 
-CODE = "SUBPROTOCOL_MISMATCH"
+CODE = Code.SUBPROTOCOL_MISMATCH
 
 # Subprotocol names that stand for one wire protocol each. Answering a client
 # that offered one of them with another would make it speak the wrong protocol:

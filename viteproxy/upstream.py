@@ -12,6 +12,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
+from .codes import Code
 from .diagnosis import (
     Diagnosis,
     classify_connect_error,
@@ -87,7 +88,7 @@ def loopback_family_mismatch(host: str, port: int, listening: str, *, rule: str 
     literal = listening.rsplit(":", 1)[0]
     shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
     return Diagnosis(
-        "LOOPBACK_FAMILY_MISMATCH", 502,
+        Code.LOOPBACK_FAMILY_MISMATCH, 502,
         f"Nothing accepts connections on {shown}:{port}, but the backend runs: it listens on "
         f"{listening}, the other loopback family ({'IPv6' if literal.startswith('[') else 'IPv4'} only).",
         f"point the rule's target at the address the backend listens on: 'http://{literal}:{port}' "

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .closecodes import meaning
+from .codes import Code
 from .diagnosis import Diagnosis, backend_closed_abnormally, idle_timeout
 from .negotiation import WIRE_PROTOCOLS
 
@@ -67,7 +68,7 @@ def _early_protocol_close(e: WsEnd, *, rule: str | None, upstream: str | None) -
     )
     if e.subprotocol == "graphql-transport-ws" and code == 1002:
         return Diagnosis(
-            "WS_PROTOCOL_ERROR", 502,
+            Code.WS_PROTOCOL_ERROR, 502,
             "The backend accepted the handshake with graphql-transport-ws and closed it at once with "
             "1002 (protocol error): it is a subscriptions-transport-ws server, which speaks only the "
             f"legacy protocol named 'graphql-ws' ({WIRE_PROTOCOLS['graphql-ws']}), while the client "
@@ -81,7 +82,7 @@ def _early_protocol_close(e: WsEnd, *, rule: str | None, upstream: str | None) -
         )
     if code == 4406 and "subprotocol" in e.reason.lower():
         return Diagnosis(
-            "WS_PROTOCOL_ERROR", 502,
+            Code.WS_PROTOCOL_ERROR, 502,
             f"The backend closed with 4406 ({e.reason}) right after the handshake: a graphql-ws "
             f"library server ({WIRE_PROTOCOLS['graphql-transport-ws']}) closes so when the client did "
             "not negotiate graphql-transport-ws.",
@@ -93,7 +94,7 @@ def _early_protocol_close(e: WsEnd, *, rule: str | None, upstream: str | None) -
     who = (f"on the subprotocol {e.subprotocol!r}" if e.subprotocol
            else "with no subprotocol negotiated")
     return Diagnosis(
-        "WS_PROTOCOL_ERROR", 502,
+        Code.WS_PROTOCOL_ERROR, 502,
         f"The backend closed the WebSocket with {code} ({meaning(code)}) after {e.messages} message(s), "
         f"right after the handshake, {who}: it did not understand what the client spoke, or refused "
         "it by policy.",

@@ -43,6 +43,7 @@ from mitmproxy.net.http.http1 import assemble_response
 from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 from mitmproxy.tls import TlsData
 
+from ..annotate import record_diagnosis
 from ..config import HMR_PROTOCOLS
 from ..diagnosis import (
     Diagnosis,
@@ -53,12 +54,13 @@ from ..diagnosis import (
     render,
     socketio_polling_only,
 )
+from ..flowmeta import has_meta, meta
 from ..handshake import BODY_EXCERPT, HandshakeFacts, judge_handshake
 from ..netcheck import fmt_addr, other_loopback, port_holder, unprivileged_port_start
 from ..routing import Miss, Route, is_websocket_upgrade, offered_subprotocols, route
 from ..upstream import UpstreamFailure, judge_upstream_failure, other_family_to_probe
 from ..wsend import EARLY_MESSAGES, WsEnd, judge_ws_end
-from .router import META, Router, record_diagnosis
+from .router import Router
 from .timeouts import Timeouts
 
 __all__ = ["Explainer", "MITMPROXY_11_IDLE_S"]
@@ -188,10 +190,9 @@ class Explainer:
 
     async def error(self, flow: http.HTTPFlow) -> None:
         r = self.router.route_for(flow)
-        meta = flow.metadata.get(META)
-        if r is None or flow.response is not None or not isinstance(meta, dict):
+        if r is None or flow.response is not None or not has_meta(flow):
             return
-        existing = meta.get("diagnosis")
+        existing = meta(flow).get("diagnosis")
         if existing and existing.get("severity") != "warning" or self._client_gave_up(flow):
             return
         diag = await self._diagnose_error(flow, r)
@@ -238,8 +239,7 @@ class Explainer:
     def response(self, flow: http.HTTPFlow) -> None:
         r = self.router.route_for(flow)
         resp = flow.response
-        meta = flow.metadata.get(META)
-        if r is None or resp is None or not isinstance(meta, dict):
+        if r is None or resp is None or not has_meta(flow):
             return
         conn = self._conns.get(flow.client_conn.id)
         if conn is not None and conn.late_warning is not None:
@@ -247,7 +247,7 @@ class Explainer:
             conn.late_warning = None
         if r.kind == "ws" and is_websocket_upgrade(flow.request.headers) and resp.status_code != 101:
             self._handshake_failed(flow, r)
-        diag = meta.get("diagnosis")
+        diag = meta(flow).get("diagnosis")
         if diag and "x-viteproxy-diagnosis" not in resp.headers:
             resp.headers["x-viteproxy-diagnosis"] = diag["code"]
 
