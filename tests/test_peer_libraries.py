@@ -31,8 +31,10 @@ from viteproxy.doctor import codes
 
 pytestmark = pytest.mark.peers
 
-SERVERS = ("ws-verify", "ws-path", "ws-noserver", "ws-v6", "express", "socketio", "gql", "gql-legacy")
-PACKAGES = ("ws", "express", "socket.io", "socket.io-client", "graphql", "graphql-ws", "subscriptions-transport-ws")
+SERVERS = ("ws-verify", "ws-path", "ws-noserver", "ws-v6", "express", "socketio", "socketio-eio3", "gql",
+           "gql-legacy")
+PACKAGES = ("ws", "express", "socket.io", "socket.io-client", "socket.io-client-v2", "graphql", "graphql-ws",
+            "subscriptions-transport-ws")
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +66,8 @@ def broken_rules(p: dict[str, int]) -> dict[str, Any]:
                             "subprotocols": {"mode": "replace", "values": ["graphql-ws"]}},
         "/appended/graphql": {"target": f"{loop}:{p['gql-legacy']}", "ws": True,
                               "rewrite": {"^/appended": ""}, "subprotocols": ["graphql-ws"]},
+        # A Socket.IO v2 client (socket.io-client 2.x, on path /legacy/socket.io) and a v4 server.
+        "/legacy/socket.io": {"target": f"{loop}:{p['socketio']}", "ws": True, "rewrite": {"^/legacy": ""}},
     }}
 
 
@@ -79,6 +83,7 @@ def fixed_rules(p: dict[str, int]) -> dict[str, Any]:
         "/graphql": {"target": f"{loop}:{p['gql']}", "ws": True},
         "/pinned/graphql": {"target": f"{loop}:{p['gql']}", "ws": True, "rewrite": {"^/pinned": ""}},
         "/appended/graphql": {"target": f"{loop}:{p['gql']}", "ws": True, "rewrite": {"^/appended": ""}},
+        "/legacy/socket.io": {"target": f"{loop}:{p['socketio-eio3']}", "ws": True, "rewrite": {"^/legacy": ""}},
         # Working setups.
         "/api": {"target": f"{loop}:{p['express']}", "ws": True, "changeOrigin": True, "rewrite": {"^/api": ""}},
         "/socket.io": {"target": f"{loop}:{p['socketio']}", "ws": True},
@@ -253,12 +258,32 @@ def test_graphql_appended_legacy_subprotocol(broken: Run, fixed: Run) -> None:
     assert _subscribed(client("gql", fixed.proxy.url("/appended/graphql", "ws")))
 
 
+def test_socketio_v2_client_against_v4_server(broken: Run, fixed: Run) -> None:
+    events = client("socketio-v2", broken.proxy.url("/legacy/socket.io"))
+    assert first(events, "error") == {"event": "error", "message": "xhr poll error", "status": 400}
+    url = next(c["url"] for c in broken.report()["connections"] if c["url"].startswith("/legacy/socket.io/"))
+    line = broken.logged(url, "http")
+    d = line["diagnosis"]
+    assert d["code"] == "SOCKETIO_VERSION_MISMATCH" and d["facts"]["EIO"] == "3" and "allowEIO3" in d["fix"]
+    assert "SOCKETIO_VERSION_MISMATCH" in broken.report_codes(url)
+    # The client sees only "xhr poll error"; the response it got carries the code.
+    status, headers, _ = http_request(broken.proxy.port, "GET", "/legacy/socket.io/?EIO=3&transport=polling")
+    assert (status, headers["x-viteproxy-diagnosis"]) == (400, "SOCKETIO_VERSION_MISMATCH")
+    notes = [c for c in broken.doctor["checks"] if c["rule"] == "/legacy/socket.io" and c["code"]]
+    assert [(c["status"], c["code"]) for c in notes] == [("note", "SOCKETIO_VERSION_MISMATCH")]
+    # The fix names allowEIO3 on the server: the same v2 client gets through.
+    assert first(client("socketio-v2", fixed.proxy.url("/legacy/socket.io")), "result")["ack"]["echo"] == "v2"
+
+
 # ------------------------------------------------------------ working setups
 
 def test_doctor_passes_every_working_setup(fixed: Run) -> None:
     assert fixed.doctor_rc == 0 and fixed.doctor["ok"], fixed.doctor
-    assert {c["status"] for c in fixed.doctor["checks"]} <= {"ok", "skip"}
-    ws = {c["rule"]: c for c in fixed.doctor["checks"] if c["layer"] == "ws"}
+    assert {c["status"] for c in fixed.doctor["checks"]} <= {"ok", "skip", "note"}
+    # Notes are facts about clients the setup does not use (a v4 server refuses v2 clients).
+    assert [(c["rule"], c["code"]) for c in fixed.doctor["checks"] if c["status"] == "note"] == [
+        ("/socket.io", "SOCKETIO_VERSION_MISMATCH")]
+    ws = {c["rule"]: c for c in fixed.doctor["checks"] if c["layer"] == "ws" and c["status"] != "note"}
     # Socket.IO is probed with its own handshake, not a bare /socket.io the Node server drops.
     assert ws["/socket.io"]["status"] == "ok" and "EIO=4&transport=websocket" in ws["/socket.io"]["detail"]
     # A ws backend below a stripped prefix (/api/ws -> /ws): the bare prefix proves nothing.

@@ -18,8 +18,8 @@ from viteproxy.addons.router import Router
 from viteproxy.addons.subprotocols import Subprotocols
 from viteproxy.annotate import record_diagnosis
 from viteproxy.diagnosis import hmr_captured
-from viteproxy.negotiation import negotiate
 from viteproxy.flowmeta import meta
+from viteproxy.negotiation import negotiate
 
 RULES = """
 server: {port: 5280}

@@ -37,7 +37,7 @@ from .diagnosis import (
     tls_failed,
     upstream_error,
 )
-from .handshake import BODY_EXCERPT, HandshakeFacts, judge_handshake
+from .handshake import BODY_EXCERPT, HandshakeFacts, engineio_version_mismatch, judge_handshake
 from .negotiation import negotiate, upstream_offer
 from .netcheck import fmt_addr, other_loopback, port_holder, resolve, tcp_probe, unprivileged_port_start
 from .upstream import UpstreamFailure, judge_upstream_failure, other_family_to_probe
@@ -310,6 +310,27 @@ class RuleDoctor:
                 return
         picked = f", subprotocol {outcome.upstream}" if outcome.upstream else ""
         self.checks.append(Check(self.rule.key, "ws", "ok", None, f"101 at {self.upstream_path}{picked}"))
+        if self.ws_sample and "EIO=4" in self.ws_sample:
+            self._socketio_v2()
+
+    def _socketio_v2(self) -> None:
+        """Does this Socket.IO server take v2 clients (EIO=3)? A fact worth knowing, not a failure."""
+        url = (self.ws_sample or "").replace("EIO=4&transport=websocket", "EIO=3&transport=polling")
+        t = self.rule.target
+        path = t.url_for(self.rule.rewrite(url)).split(t.hostport, 1)[1]
+        try:
+            resp = self._request("http", t.host, t.port, t.tls, path, self._headers(False))
+            body = resp.read(500).decode("utf-8", "replace")
+            resp.close()
+        except _Stop:
+            self.checks.pop()  # the probe's own failure is not news here
+            return
+        found = engineio_version_mismatch(resp.status, body, url, **self.where)
+        if found is not None:
+            c = _from(self.rule.key, "ws", found)
+            c.status = "note"
+            c.detail = "Socket.IO v2 clients are refused: " + c.detail
+            self.checks.append(c)
 
     def _confirm(self, facts: HandshakeFacts, headers: dict[str, str]) -> tuple[str | None, tuple[str, ...]]:
         """Try the handshake again with one fact changed: the cause it proves, and those it disproves."""

@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 from .codes import Code
 from .diagnosis import Diagnosis
 
-__all__ = ["Cause", "HandshakeFacts", "causes", "judge_handshake"]
+__all__ = ["Cause", "HandshakeFacts", "causes", "engineio_version_mismatch", "judge_handshake"]
 
 BODY_EXCERPT = 300
 
@@ -197,6 +197,30 @@ def judge_handshake(f: HandshakeFacts, *, rule: str | None, upstream: str | None
         facts.append(("error", f.error))
     code_status = status if status is not None and 400 <= status < 600 else 502
     return Diagnosis(lead.code, code_status, summary, fix, rule=rule, upstream=upstream, facts=tuple(facts))
+
+
+def engineio_version_mismatch(status: int, body: str, url: str, *, rule: str | None,
+                              upstream: str | None) -> Diagnosis | None:
+    """A Socket.IO server refusing the client's Engine.IO version, or None.
+
+    Measured with socket.io 4: a v2 client's first request (EIO=3, polling)
+    gets 400 {"code":5,"message":"Unsupported protocol version"}, and
+    socket.io-client 2 reports only "xhr poll error".
+    """
+    eio = _query(url).get("EIO")
+    if status != 400 or not eio or "unsupported protocol version" not in body.lower():
+        return None
+    client = {"3": "a Socket.IO v2 client (Engine.IO 3)", "4": "a Socket.IO v3/v4 client (Engine.IO 4)"}.get(
+        eio, f"a client speaking Engine.IO {eio}")
+    return Diagnosis(
+        Code.SOCKETIO_VERSION_MISMATCH, 400,
+        f"The Socket.IO server refused {client}: it does not speak that Engine.IO protocol version "
+        "(Socket.IO v2 uses EIO=3, v3 and v4 use EIO=4).",
+        "use a socket.io-client whose major version matches the server's, or let v2 clients in "
+        "with new Server(httpServer, { allowEIO3: true }) on a v3/v4 server.",
+        rule=rule, upstream=upstream,
+        facts=(("EIO", eio), ("status", str(status)), ("backend said", body.strip()[:BODY_EXCERPT])),
+    )
 
 
 def _path(url: str) -> str:

@@ -4,6 +4,7 @@
 //   node lib-clients.mjs gql URL               graphql-ws client: subscribe { greetings }
 //   node lib-clients.mjs gql-legacy URL        subscriptions-transport-ws client, same
 //   node lib-clients.mjs socketio URL          socket.io-client: emit 'hello', wait for the upgrade
+//   node lib-clients.mjs socketio-v2 URL/PATH  socket.io-client 2.x with that path: emit 'hello'
 //
 // Each reports JSON lines on stdout and exits when it is done:
 //   {"event": "open", ...} / {"event": "response", "status": 401, "headers": {...}, "body": "..."}
@@ -93,7 +94,22 @@ async function socketioClient() {
   socket.on('connect_error', (err) => { out({ event: 'error', message: String(err.message) }); finish(); });
 }
 
-const modes = { ws: wsClient, gql: gqlClient, 'gql-legacy': gqlLegacyClient, socketio: socketioClient };
+async function socketioV2Client() {
+  // socket.io-client 2.x (npm alias socket.io-client-v2): Engine.IO protocol 3.
+  const { default: io } = await import('socket.io-client-v2');
+  const u = new URL(url);
+  const socket = io(u.origin, { path: u.pathname, reconnection: false, timeout: 10000 });
+  socket.on('connect', () => {
+    socket.emit('hello', 'v2', (ack) => { out({ event: 'result', ack }); socket.close(); finish(); });
+  });
+  socket.on('connect_error', (err) => {
+    out({ event: 'error', message: String(err?.message ?? err), status: err?.description ?? null });
+    finish();
+  });
+}
+
+const modes = { ws: wsClient, gql: gqlClient, 'gql-legacy': gqlLegacyClient, socketio: socketioClient,
+                'socketio-v2': socketioV2Client };
 if (!modes[mode]) {
   out({ event: 'error', message: `unknown mode ${mode}` });
   process.exit(2);

@@ -14,6 +14,7 @@
 //   ws-v6         ws echo on [::1] only
 //   express       Express (GET /hello) and ws at /ws on the same http server
 //   socketio      Socket.IO v4: 'hello' is acknowledged with the transport in use
+//   socketio-eio3 the same with allowEIO3: true (Socket.IO v2 clients accepted)
 //   gql           graphql-ws (graphql-transport-ws) at /graphql
 //   gql-legacy    subscriptions-transport-ws (legacy 'graphql-ws' protocol) at /graphql
 import { createServer } from 'node:http';
@@ -105,6 +106,17 @@ const makers = {
     const io = new Server(server);
     io.on('connection', (socket) => {
       out({ event: 'connection', server: 'socketio', transport: socket.conn.transport.name });
+      socket.on('hello', (data, ack) => ack({ echo: data, transport: socket.conn.transport.name }));
+    });
+    return listen(server);
+  },
+  async 'socketio-eio3'() {
+    // The documented way to let Socket.IO v2 clients (Engine.IO 3) in.
+    const { Server } = await import('socket.io');
+    const server = createServer();
+    const io = new Server(server, { allowEIO3: true });
+    io.on('connection', (socket) => {
+      out({ event: 'connection', server: 'socketio-eio3', transport: socket.conn.transport.name });
       socket.on('hello', (data, ack) => ack({ echo: data, transport: socket.conn.transport.name }));
     });
     return listen(server);

@@ -55,7 +55,7 @@ from ..diagnosis import (
     socketio_polling_only,
 )
 from ..flowmeta import has_meta, meta
-from ..handshake import BODY_EXCERPT, HandshakeFacts, judge_handshake
+from ..handshake import BODY_EXCERPT, HandshakeFacts, engineio_version_mismatch, judge_handshake
 from ..netcheck import fmt_addr, other_loopback, port_holder, unprivileged_port_start
 from ..routing import Miss, Route, is_websocket_upgrade, offered_subprotocols, route
 from ..upstream import UpstreamFailure, judge_upstream_failure, other_family_to_probe
@@ -247,6 +247,11 @@ class Explainer:
             conn.late_warning = None
         if r.kind == "ws" and is_websocket_upgrade(flow.request.headers) and resp.status_code != 101:
             self._handshake_failed(flow, r)
+        elif r.kind == "http" and resp.status_code == 400 and _engineio(flow.request.query):
+            found = engineio_version_mismatch(resp.status_code, resp.get_text(strict=False) or "", r.url,
+                                              rule=r.rule_name, upstream=r.upstream_url)
+            if found is not None:
+                record_diagnosis(flow, found)
         diag = meta(flow).get("diagnosis")
         if diag and "x-viteproxy-diagnosis" not in resp.headers:
             resp.headers["x-viteproxy-diagnosis"] = diag["code"]
@@ -314,6 +319,10 @@ def _handshake_facts(flow: http.HTTPFlow, r: Route, resp: http.Response | None, 
         www_authenticate=resp.headers.get("www-authenticate") if resp is not None else None,
         error=error,
     )
+
+
+def _engineio(query: Any) -> bool:
+    return bool(query.get("EIO"))
 
 
 def _engineio_polling(query: Any) -> bool:
