@@ -114,3 +114,12 @@ def test_unrepairable_answers_are_mismatches(offered, sent, chosen, words):
     # the 101 is left as the server sent it
     assert out.client == out.upstream == ((chosen or "").strip() or None)
     assert out.note.startswith("SUBPROTOCOL_MISMATCH: ")
+
+
+def test_legacy_graphql_client_answered_without_protocol_names_the_pair():
+    # Measured: a graphql-ws server answers 101 without Sec-WebSocket-Protocol to a client
+    # offering only 'graphql-ws'; Node ws then fails with "Server sent no subprotocol".
+    out = negotiate(("graphql-ws",), ("graphql-ws",), None)
+    assert out.action == "mismatch" and out.diagnosis is not None
+    assert "subscriptions-transport-ws client" in out.diagnosis.summary
+    assert "createClient" in out.diagnosis.fix

@@ -228,6 +228,12 @@ def test_graphql_ws_client_against_legacy_server(broken: Run, fixed: Run) -> Non
     assert [(c["status"], c["code"]) for c in note] == [("note", "WS_PROTOCOL_ERROR")]
     # The fix: a graphql-ws server behind the same rule (the target changes).
     assert _subscribed(client("gql", fixed.proxy.url("/graphql", "ws")))
+    # The reverse pair: a legacy client ('graphql-ws') against that graphql-ws server.
+    events = client("ws", fixed.proxy.url("/graphql", "ws"), "--protocol", "graphql-ws")
+    assert first(events, "upgrade")["headers"]["x-viteproxy-diagnosis"] == "SUBPROTOCOL_MISMATCH"
+    assert first(events, "error")["message"] == "Server sent no subprotocol"
+    d = fixed.logged("/graphql")["diagnosis"]
+    assert d["code"] == "SUBPROTOCOL_MISMATCH" and "subscriptions-transport-ws client" in d["summary"]
 
 
 def test_graphql_pinned_legacy_subprotocol_is_not_renamed(broken: Run, fixed: Run) -> None:

@@ -122,9 +122,15 @@ def negotiate(
             f"the client offered {_list(offered)}"
             + (f" (the proxy offered the server {_list(sent_upstream)})"
                if sent_upstream != offered else "")
-            + " and the server accepted without choosing any; browsers fail such a handshake.",
+            + " and the server accepted without choosing any; browsers fail such a handshake."
+            + (" A graphql-ws library server answers so to a subscriptions-transport-ws client: "
+               f"'graphql-ws' is {WIRE_PROTOCOLS['graphql-ws']}, and that server speaks only "
+               f"'graphql-transport-ws', {WIRE_PROTOCOLS['graphql-transport-ws']}."
+               if offered == ("graphql-ws",) else ""),
             "make the backend select one of the offered protocols (Sec-WebSocket-Protocol in its "
-            "101), or stop the client from offering protocols the backend does not speak.",
+            "101), or stop the client from offering protocols the backend does not speak"
+            + (" (here: use the graphql-ws library's createClient, which offers graphql-transport-ws)"
+               if offered == ("graphql-ws",) else "") + ".",
             rule, upstream_url,
         )
     if chosen in offered:
