@@ -7,9 +7,13 @@ request to the rewritten path → a WebSocket handshake at the rewritten path
 send) → the same request through the running proxy, when one listens. Then
 the listen address: taken (on either family), privileged, exposed.
 
-Codes are the proxy's own (diagnosis.py), so a failure reads the same here,
-in the proxy's response and in the log. Only the standard library is used to
-talk to backends: the probes need exact control of Host and Origin.
+The conclusions are the proxy's own: the same pure judges decide
+(upstream.judge_upstream_failure, handshake.judge_handshake,
+negotiation.negotiate, wsend.judge_ws_end), so a failure reads the same here,
+in the proxy's response and in the log. A rule with a config error does not
+hide the layers that do not depend on it (the listen address, the other rules).
+Only the standard library talks to backends: the probes need exact control of
+Host and Origin.
 """
 
 from __future__ import annotations
@@ -39,7 +43,16 @@ from .diagnosis import (
 )
 from .handshake import BODY_EXCERPT, HandshakeFacts, engineio_version_mismatch, judge_handshake
 from .negotiation import negotiate, upstream_offer
-from .netcheck import fmt_addr, other_loopback, port_holder, resolve, tcp_probe, unprivileged_port_start
+from .netcheck import (
+    WsProbe,
+    fmt_addr,
+    other_loopback,
+    port_holder,
+    resolve,
+    tcp_probe,
+    unprivileged_port_start,
+    ws_probe,
+)
 from .upstream import UpstreamFailure, judge_upstream_failure, other_family_to_probe
 from .wsend import WsEnd, judge_ws_end
 
@@ -395,94 +408,6 @@ class RuleDoctor:
             self.add(Check(self.rule.key, "proxy", "error", code, detail, "see the code's fix above"))
         self.checks.append(Check(self.rule.key, "proxy", "warning" if code else "ok", code,
                                  f"GET {path} through {fmt_addr(host, s.port)} -> {resp.status}"))
-
-
-@dataclass
-class WsProbe:
-    status: int | None  # None: closed without a response
-    headers: dict[str, str]
-    body: str = ""
-    error: str = ""
-    close_code: int | None = None  # a close frame the backend sent right after the 101
-    close_reason: str = ""
-
-
-def ws_probe(host: str, port: int, tls: bool, path: str, headers: dict[str, str], timeout: float, *,
-             secure: bool = True, wait_close: float = 0.0) -> WsProbe:
-    """One WebSocket handshake on a raw socket, exactly as written (Host and Origin included).
-
-    With `wait_close`, waits that long after a 101 for a close frame the backend
-    sends at once (a protocol it does not speak), then closes politely.
-    Raises OSError (ssl.SSLError, TimeoutError) for a connection that fails.
-    """
-    raw = socket.create_connection((host, port), timeout=timeout)
-    sock: socket.socket = raw
-    try:
-        if tls:
-            ctx = ssl.create_default_context()
-            if not secure:
-                ctx.check_hostname = False
-                ctx.verify_mode = ssl.CERT_NONE
-            sock = ctx.wrap_socket(raw, server_hostname=host)
-        lines = [f"GET {path} HTTP/1.1", *(f"{k}: {v}" for k, v in headers.items()), "", ""]
-        sock.sendall("\r\n".join(lines).encode("latin-1"))
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = sock.recv(4096)
-            if not chunk:
-                return WsProbe(None, {}, error="the backend closed the connection without a response")
-            data += chunk
-        head, rest = data.split(b"\r\n\r\n", 1)
-        status_line, *header_lines = head.decode("latin-1").split("\r\n")
-        parts = status_line.split(" ", 2)
-        status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
-        got = {}
-        for line in header_lines:
-            name, _, value = line.partition(":")
-            got[name.strip().lower()] = value.strip()
-        if status != 101:
-            sock.settimeout(min(timeout, 1.0))
-            try:
-                while len(rest) < 2000:
-                    chunk = sock.recv(4096)
-                    if not chunk:
-                        break
-                    rest += chunk
-                    length = got.get("content-length", "")
-                    if length.isdigit() and len(rest) >= int(length):
-                        break
-            except OSError:
-                pass
-            return WsProbe(status, got, rest.decode("utf-8", "replace"))
-        probe = WsProbe(101, got)
-        if wait_close > 0:
-            sock.settimeout(wait_close)
-            try:
-                while len(rest) < 2 or len(rest) < 2 + (rest[1] & 0x7F):
-                    chunk = sock.recv(4096)
-                    if not chunk:
-                        break
-                    rest += chunk
-            except OSError:
-                pass
-            if len(rest) >= 4 and rest[0] & 0x0F == 0x8:  # a close frame, unmasked from the server
-                size = rest[1] & 0x7F
-                payload = rest[2:2 + size]
-                probe.close_code = int.from_bytes(payload[:2], "big")
-                probe.close_reason = payload[2:].decode("utf-8", "replace")
-        _send_close(sock)
-        return probe
-    finally:
-        sock.close()
-
-
-def _send_close(sock: socket.socket) -> None:
-    mask = os.urandom(4)
-    payload = bytes(b ^ mask[i % 4] for i, b in enumerate((1000).to_bytes(2, "big")))
-    try:
-        sock.sendall(b"\x88\x82" + mask + payload)
-    except OSError:
-        pass
 
 
 def _close_websocket(conn: http.client.HTTPConnection) -> None:
