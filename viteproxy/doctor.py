@@ -37,9 +37,6 @@ from .diagnosis import (
     listen_failed,
     listen_peer_taken,
     localhost_mismatch,
-    response_timeout,
-    tls_failed,
-    upstream_error,
 )
 from .handshake import BODY_EXCERPT, HandshakeFacts, engineio_version_mismatch, judge_handshake
 from .negotiation import negotiate, upstream_offer
@@ -224,18 +221,19 @@ class RuleDoctor:
         try:
             conn.request("GET", path, headers=headers)
             return conn.getresponse()
-        except ssl.SSLError as e:
-            self.add(_from(self.rule.key, layer, tls_failed(
-                host, port, str(e), secure=self.rule.secure, **self.where)))
-        except TimeoutError:
-            # Connected (the tcp layer passed) but no answer: the proxy names this
-            # BACKEND_TIMEOUT / HANDSHAKE_TIMEOUT, so doctor must too.
-            self.add(_from(self.rule.key, layer, response_timeout(
-                "ws" if layer == "ws" else "http", self.timeout_s * 1000, self.timeout_source,
-                fallback=False, **self.where)))
         except OSError as e:
-            self.add(_from(self.rule.key, layer, upstream_error(str(e), **self.where)))
+            self.add(_from(self.rule.key, layer, self._failure("ws" if layer == "ws" else "http", e)))
         raise _Stop
+
+    def _failure(self, kind: str, e: OSError) -> Diagnosis:
+        """A probe that got no answer, judged as the proxy judges a request that got none."""
+        t = self.rule.target
+        return judge_upstream_failure(UpstreamFailure(
+            kind=kind, host=t.host, port=t.port, error=str(e), secure=self.rule.secure,
+            tls_error=str(e) if isinstance(e, ssl.SSLError) else None,
+            # Connected (the tcp layer passed) but no answer: BACKEND_TIMEOUT / HANDSHAKE_TIMEOUT.
+            response_timeout=(self.timeout_s, self.timeout_source) if isinstance(e, TimeoutError) else None,
+        ), **self.where)
 
     def http(self) -> None:
         t = self.rule.target
@@ -267,14 +265,8 @@ class RuleDoctor:
         try:
             return ws_probe(t.host, t.port, t.tls, path, headers, self.timeout_s,
                             secure=self.rule.secure, wait_close=wait_close)
-        except ssl.SSLError as e:
-            self.add(_from(self.rule.key, "ws", tls_failed(
-                t.host, t.port, str(e), secure=self.rule.secure, **self.where)))
-        except TimeoutError:
-            self.add(_from(self.rule.key, "ws", response_timeout(
-                "ws", self.timeout_s * 1000, self.timeout_source, fallback=False, **self.where)))
         except OSError as e:
-            self.add(_from(self.rule.key, "ws", upstream_error(str(e), **self.where)))
+            self.add(_from(self.rule.key, "ws", self._failure("ws", e)))
         raise _Stop
 
     def ws(self) -> None:
