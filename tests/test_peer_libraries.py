@@ -174,6 +174,24 @@ def test_ws_verify_client_origin_401(broken: Run, fixed: Run, ports: dict[str, i
     assert echoed(ws_via(fixed, "/verify/chat"))
 
 
+BROWSER_WS = """async (path) => await new Promise((resolve) => {
+  const ws = new WebSocket(`ws://${location.host}${path}`);
+  ws.onopen = () => ws.send('ping from chromium');
+  ws.onmessage = (e) => { resolve({ echoed: e.data }); ws.close(); };
+  ws.onclose = (e) => resolve({ closed: e.code });
+})"""
+
+
+def test_ws_verify_client_origin_in_chromium(broken: Run, fixed: Run, page: Any) -> None:
+    # The browser sets Origin itself (the proxy's origin): the same 401, the same diagnosis.
+    page.goto(broken.proxy.url("/verify/page"))
+    assert page.evaluate(BROWSER_WS, "/verify/from-chromium") == {"closed": 1006}  # all a page learns
+    d = broken.logged("/verify/from-chromium")["diagnosis"]
+    assert d["code"] == "HANDSHAKE_FORBIDDEN_ORIGIN" and d["facts"]["Origin sent"] == broken.proxy.url("").rstrip("/")
+    page.goto(fixed.proxy.url("/verify/page"))
+    assert page.evaluate(BROWSER_WS, "/verify/from-chromium") == {"echoed": "ping from chromium"}
+
+
 def test_ws_path_behind_stripping_rewrite_400(broken: Run, fixed: Run) -> None:
     resp = first(ws_via(broken, "/ws"), "response")
     assert (resp["status"], resp["headers"]["x-viteproxy-diagnosis"]) == (400, "HANDSHAKE_NOT_FOUND")
