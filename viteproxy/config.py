@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import yaml
 
-from .jsregex import compile_js, js_replacer
+from .jsregex import MATCH_TIMEOUT, JSRegex, JSRegexError, compile_js, js_replacer, nested_quantifier
 from .target import Target, TargetError, parse_target
 
 __all__ = [
@@ -85,9 +85,9 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True)
 class Rewrite:
-    pattern: re.Pattern[str]
+    pattern: JSRegex
     replacement: str
-    replace: Callable[[re.Match[str]], str] = field(compare=False, repr=False)
+    replace: Callable[[Any], str] = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ class Bypass:
     """
 
     subprotocols: tuple[str, ...] = ()
-    headers: tuple[tuple[str, re.Pattern[str]], ...] = ()
+    headers: tuple[tuple[str, JSRegex], ...] = ()
 
     def matches(self, headers: Any, offered: tuple[str, ...]) -> bool:
         if self.subprotocols and any(p in self.subprotocols for p in offered):
@@ -134,7 +134,7 @@ class Rule:
     proxy_timeout_ms: float | None = None
     subprotocols: Subprotocols | None = None
     bypass: Bypass | None = None
-    regex: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+    regex: JSRegex | None = field(default=None, compare=False, repr=False)
 
     @property
     def ws_enabled(self) -> bool:
@@ -142,13 +142,19 @@ class Rule:
         return self.ws or self.target.scheme in ("ws", "wss")
 
     def matches(self, url: str) -> bool:
-        """Vite's doesProxyContextMatchUrl: a `^` key is also tried as a plain prefix."""
-        if self.regex is not None and self.regex.search(url):
-            return True
+        """Vite 8's createProxyContextMatcher: a `^` key is a regex, any other a prefix.
+
+        Raises RegexTimeout when the key's regex runs too long on `url`.
+        """
+        if self.regex is not None:
+            return self.regex.search(url) is not None
         return url.startswith(self.key)
 
     def rewrite(self, url: str) -> str:
-        """Apply the first rewrite whose pattern matches (http-proxy-middleware's pathRewrite)."""
+        """Apply the first rewrite whose pattern matches (http-proxy-middleware's pathRewrite).
+
+        Raises RegexTimeout when a pattern runs too long on `url`.
+        """
         for rw in self.rewrites:
             if rw.pattern.search(url):
                 return rw.pattern.sub(rw.replace, url, count=1)
@@ -486,7 +492,7 @@ def _rule(r: _Reader, index: int, key: str, k_node: yaml.Node, v_node: yaml.Node
     if key.startswith("^"):
         try:
             regex = compile_js(key)
-        except re.error as e:
+        except JSRegexError as e:
             r.issue("INVALID_REGEX", k_node, where, f"rule key is not a valid regex: {e}",
                     "escape special characters, e.g. '^/api/v\\d+'")
             ok = False
@@ -590,7 +596,7 @@ def _rewrites(r: _Reader, node: yaml.Node, key: str) -> tuple[Rewrite, ...] | No
             continue
         try:
             compiled = compile_js(pattern)
-        except re.error as e:
+        except JSRegexError as e:
             r.issue("INVALID_REGEX", k_node, rkey, f"not a valid regex: {e}",
                     "e.g. '^/api' (quote it in YAML)")
             ok = False
@@ -669,7 +675,7 @@ def _subprotocols(r: _Reader, node: yaml.Node, key: str) -> Subprotocols | None:
 
 def _bypass(r: _Reader, node: yaml.Node, key: str) -> Bypass | None:
     subprotocols: tuple[str, ...] = ()
-    headers: list[tuple[str, re.Pattern[str]]] = []
+    headers: list[tuple[str, JSRegex]] = []
     ok = True
     known = {"subprotocols": "", "headers": ""}
     for name, k_node, v_node in r.mapping(node, key, "a mapping with subprotocols and/or headers"):
@@ -682,7 +688,7 @@ def _bypass(r: _Reader, node: yaml.Node, key: str) -> Bypass | None:
                 pat = r.value(hv_node)
                 try:
                     headers.append((hname, compile_js(str(pat))))
-                except re.error as e:
+                except JSRegexError as e:
                     r.issue("INVALID_REGEX", hv_node, f"{key}.headers.{hname}", f"not a valid regex: {e}")
                     ok = False
         else:
@@ -714,6 +720,19 @@ def _lint(rules: list[Rule], server: Server, file: str) -> Iterator[Issue]:
                 "frames it cannot parse",
                 "add bypass: {subprotocols: [vite-hmr, vite-ping]}, or narrow the key", "warning",
             )
+        patterns = [(where, rule.regex.source)] if rule.regex is not None else []
+        patterns += [(f"{where}.rewrite.{rw.pattern.source}", rw.pattern.source) for rw in rule.rewrites]
+        for key, source in patterns:
+            nested = nested_quantifier(source)
+            if nested:
+                yield Issue(
+                    "REGEX_NESTED_QUANTIFIER", file, rule.line, key,
+                    f"{nested!r} repeats a part that is itself repeated: on a path that almost "
+                    f"matches, this takes exponential time (the proxy stops a match after "
+                    f"{MATCH_TIMEOUT * 1000:.0f} ms and answers REGEX_TIMEOUT)",
+                    "repeat once, e.g. '(a+)+' -> 'a+', '(\\d+/)*' is fine only if its parts cannot overlap",
+                    "warning",
+                )
     for i, later in enumerate(rules):
         for earlier in rules[:i]:
             if earlier.regex is None and later.key.startswith(earlier.key) and (
