@@ -775,9 +775,11 @@ class RawRecorder:
                 pass
 
     def take(self, marker: str) -> list[RawSeen]:
-        """The requests that carried `X-Case: marker`."""
+        """The requests that carried `X-Case: marker`, removed from `seen`."""
         with self._lock:
-            return [s for s in self.seen if s.header("x-case") == marker]
+            taken = [s for s in self.seen if s.header("x-case") == marker]
+            self.seen = [s for s in self.seen if s not in taken]
+            return taken
 
     def close(self) -> None:
         self._sock.close()

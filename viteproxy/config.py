@@ -23,6 +23,7 @@ from .target import Target, TargetError, parse_target
 
 __all__ = [
     "Bypass",
+    "Cors",
     "Config",
     "ConfigError",
     "Issue",
@@ -134,6 +135,9 @@ class Rule:
     proxy_timeout_ms: float | None = None
     subprotocols: Subprotocols | None = None
     bypass: Bypass | None = None
+    auth: str | None = None  # "user:password": Basic credentials sent to the backend
+    prepend_path: bool = True  # prependPath: the target's path goes in front
+    ignore_path: bool = False  # ignorePath: the request's path is dropped
     regex: JSRegex | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -162,9 +166,37 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class Cors:
+    """`server.cors` as Vite's dev server applies it (the `cors` package) before its proxy.
+
+    `any`: `cors: true`, every response says `Access-Control-Allow-Origin: *`.
+    Otherwise an Origin is allowed when it is one of `origins`, matches one of
+    `patterns`, or `reflect` is set (`origin: true`); an allowed Origin is echoed.
+    """
+
+    any: bool = False
+    reflect: bool = False
+    origins: tuple[str, ...] = ()
+    patterns: tuple[JSRegex, ...] = ()
+
+
+# Vite 8's defaultAllowedOrigins (dist/node/chunks/node.js): http(s) on localhost,
+# its subdomains, 127.0.0.1 and [::1], any port.
+DEFAULT_CORS_ORIGINS = r"^https?:\/\/(?:(?:[^:]+\.)?localhost|127\.0\.0\.1|\[::1\])(?::\d+)?$"
+
+
+def default_cors() -> Cors:
+    return Cors(patterns=(compile_js(DEFAULT_CORS_ORIGINS),))
+
+
+@dataclass(frozen=True)
 class Server:
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
+    # server.allowedHosts: None is `true` (any Host); names beyond Vite's own
+    # defaults (localhost, *.localhost, IP addresses), `.example.com` = domain + subdomains.
+    allowed_hosts: tuple[str, ...] | None = ()
+    cors: Cors | None = field(default_factory=default_cors)  # None: `cors: false`
 
 
 @dataclass(frozen=True)
@@ -192,18 +224,47 @@ RULE_KEYS: dict[str, str] = {
     "proxyTimeout": "milliseconds, e.g. 30000",
     "subprotocols": "a list of protocols, or {mode: append|replace, values: [...]}",
     "bypass": "{subprotocols: [vite-hmr]} or {headers: {Accept: 'text/html'}}",
+    "auth": "'user:password' (Basic credentials for the backend)",
+    "prependPath": "true or false",
+    "ignorePath": "true or false",
 }
-# Options of Vite / http-proxy that have no YAML meaning or are not implemented:
-# copying them from a vite.config must not be fatal.
-UNSUPPORTED_RULE_KEYS = {
-    "configure", "router", "agent", "forward", "ssl", "toProxy", "prependPath", "ignorePath",
-    "localAddress", "autoRewrite", "hostRewrite", "protocolRewrite", "cookieDomainRewrite",
-    "cookiePathRewrite", "followRedirects", "selfHandleResponse", "buffer",
-    "preserveHeaderKeyCase", "auth", "logLevel", "logger", "onProxyReq", "onProxyRes",
-    "onError", "onProxyReqWs", "onOpen", "onClose", "method", "proxyTimeoutMs",
+# Options of Vite / http-proxy-3 that have no YAML meaning or are not implemented:
+# copying them from a vite.config must not be fatal, and each says what to do instead.
+UNSUPPORTED_RULE_KEYS: dict[str, str] = {
+    "configure": "a JavaScript hook; viteproxy's flows are in mitmweb and the JSONL log",
+    "router": "write one rule per backend instead",
+    "agent": "viteproxy opens its own connections; nothing to set",
+    "forward": "not supported: add a second rule for the other backend",
+    "ssl": "the proxy listens on plain HTTP; use mitmproxy's own TLS options for HTTPS",
+    "toProxy": "not supported: viteproxy is not chained behind another proxy",
+    "localAddress": "not supported: connections leave from the default address",
+    "autoRewrite": "not supported: redirects are passed on as the backend sent them",
+    "hostRewrite": "not supported: redirects are passed on as the backend sent them",
+    "protocolRewrite": "not supported: redirects are passed on as the backend sent them",
+    "cookieDomainRewrite": "not supported: cookies are passed on as the backend sent them",
+    "cookiePathRewrite": "not supported: cookies are passed on as the backend sent them",
+    "followRedirects": "not supported: the browser follows redirects itself",
+    "selfHandleResponse": "a JavaScript hook; not supported",
+    "buffer": "a JavaScript stream; not supported",
+    "preserveHeaderKeyCase": "header names are passed on as the client wrote them",
+    "logLevel": "use mitmdump's -v / --set termlog_verbosity",
+    "logger": "use mitmdump's -v / --set termlog_verbosity",
+    "onProxyReq": "a JavaScript hook: use 'headers' for request headers",
+    "onProxyRes": "a JavaScript hook; not supported",
+    "onError": "a JavaScript hook: viteproxy answers errors with a diagnosis",
+    "onProxyReqWs": "a JavaScript hook: use 'headers', 'rewriteWsOrigin' or 'subprotocols'",
+    "onOpen": "a JavaScript hook; WebSocket events are in the JSONL log",
+    "onClose": "a JavaScript hook; WebSocket events are in the JSONL log",
+    "method": "not supported: the client's method is sent",
+    "proxyTimeoutMs": "write proxyTimeout (milliseconds)",
+    "fetch": "not supported: requests are sent by the proxy itself",
+    "fetchOptions": "not supported: requests are sent by the proxy itself",
+    "ca": "not supported: set 'secure: false' for a self-signed dev backend",
 }
 TOP_KEYS = {"server": "host and port", "proxy": "the rules", "fallback": "a target URL"}
-SERVER_KEYS = {"host": "an address such as 127.0.0.1", "port": "a port number"}
+SERVER_KEYS = {"host": "an address such as 127.0.0.1", "port": "a port number",
+               "allowedHosts": "true, or a list of host names such as ['.example.test']",
+               "cors": "true, false, or {origin: 'http://localhost:3000'}"}
 
 _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _PROTOCOL_TOKEN = _HEADER_NAME
@@ -423,6 +484,8 @@ def load_config(path: str | Path) -> Config:
 
 def _server(r: _Reader, node: yaml.Node) -> Server:
     host, port = DEFAULT_HOST, DEFAULT_PORT
+    allowed: tuple[str, ...] | None = ()
+    cors: Cors | None = default_cors()
     for name, k_node, v_node in r.mapping(node, "server", "a mapping with host and port"):
         key = f"server.{name}"
         v = r.value(v_node)
@@ -448,9 +511,52 @@ def _server(r: _Reader, node: yaml.Node) -> Server:
                         f"e.g. port: {DEFAULT_PORT}")
             else:
                 port = v
+        elif name == "allowedHosts":
+            if v is True:
+                allowed = None
+            elif isinstance(v, list) and all(isinstance(h, str) and h.strip() for h in v):
+                allowed = tuple(h.strip().lower() for h in v)
+            else:
+                r.issue("INVALID_TYPE", v_node, key, f"expected true or a list of host names, got {v!r}",
+                        "e.g. allowedHosts: ['.example.test', 'devbox.lan'], as in Vite")
+        elif name == "cors":
+            cors = _cors(r, v_node, key)
         else:
             r.unknown(k_node, key, name, SERVER_KEYS)
-    return Server(host, port)
+    return Server(host, port, allowed, cors)
+
+
+def _cors(r: _Reader, node: yaml.Node, key: str) -> Cors | None:
+    v = r.value(node)
+    if v is False:
+        return None
+    if v is True:
+        return Cors(any=True)
+    if not isinstance(v, dict) or set(v) != {"origin"}:
+        r.issue("INVALID_TYPE", node, key, f"expected true, false or {{origin: ...}}, got {v!r}",
+                "e.g. cors: {origin: ['http://localhost:3000', '^https://.*\\.example\\.test$']}")
+        return default_cors()
+    origin = v["origin"]
+    if origin is True:
+        return Cors(reflect=True)
+    if origin == "*":
+        return Cors(any=True)
+    values = origin if isinstance(origin, list) else [origin]
+    origins: list[str] = []
+    patterns: list[JSRegex] = []
+    for item in values:
+        if not isinstance(item, str) or not item:
+            r.issue("INVALID_TYPE", node, f"{key}.origin", f"expected origins as text, got {item!r}",
+                    "e.g. origin: 'http://localhost:3000', or a regex starting with ^")
+            continue
+        if item.startswith("^"):
+            try:
+                patterns.append(compile_js(item))
+            except JSRegexError as e:
+                r.issue("INVALID_REGEX", node, f"{key}.origin", f"not a valid regex: {e}")
+        else:
+            origins.append(item)
+    return Cors(origins=tuple(origins), patterns=tuple(patterns))
 
 
 def _target(r: _Reader, node: yaml.Node, key: str, rule: bool = False) -> Target | None:
@@ -521,7 +627,8 @@ def _rule(r: _Reader, index: int, key: str, k_node: yaml.Node, v_node: yaml.Node
             target_seen = True
             target = _target(r, ov_node, okey, rule=True)
             ok = ok and target is not None
-        elif name in ("changeOrigin", "rewriteWsOrigin", "ws", "xfwd", "secure"):
+        elif name in ("changeOrigin", "rewriteWsOrigin", "ws", "xfwd", "secure", "prependPath",
+                      "ignorePath"):
             b = r.boolean(ov_node, okey)
             ok = ok and b is not None
             opts[name] = b
@@ -546,6 +653,13 @@ def _rule(r: _Reader, index: int, key: str, k_node: yaml.Node, v_node: yaml.Node
             sp = _subprotocols(r, ov_node, okey)
             ok = ok and sp is not None
             opts["subprotocols"] = sp
+        elif name == "auth":
+            auth = r.value(ov_node)
+            if not isinstance(auth, str) or ":" not in auth or "\n" in auth or "\r" in auth:
+                r.issue("INVALID_TYPE", ov_node, okey, f"expected 'user:password', got {auth!r}",
+                        "e.g. auth: 'admin:secret' (sent as Authorization: Basic ...)")
+                ok = False
+            opts["auth"] = auth
         elif name == "bypass":
             bp = _bypass(r, ov_node, okey)
             ok = ok and bp is not None
@@ -553,7 +667,7 @@ def _rule(r: _Reader, index: int, key: str, k_node: yaml.Node, v_node: yaml.Node
         elif name in UNSUPPORTED_RULE_KEYS:
             r.issue("UNSUPPORTED_OPTION", ok_node, okey,
                     f"{name!r} is a JavaScript-only or unsupported option and is ignored",
-                    severity="warning")
+                    UNSUPPORTED_RULE_KEYS[name], severity="warning")
         else:
             r.unknown(ok_node, okey, name, RULE_KEYS)
             ok = False
@@ -577,6 +691,9 @@ def _rule(r: _Reader, index: int, key: str, k_node: yaml.Node, v_node: yaml.Node
         proxy_timeout_ms=opts.get("proxyTimeout"),
         subprotocols=opts.get("subprotocols"),
         bypass=opts.get("bypass"),
+        auth=opts.get("auth"),
+        prepend_path=opts.get("prependPath") is not False,
+        ignore_path=opts.get("ignorePath") or False,
         regex=regex,
     )
 

@@ -19,7 +19,7 @@ __all__ = [
     "Diagnosis", "backend_closed_abnormally", "classify_connect_error", "connect_refused",
     "connect_timeout", "dns_failure", "from_issue", "handshake_failed", "hmr_captured",
     "idle_timeout", "listen_failed", "listen_peer_taken", "localhost_mismatch", "no_rule",
-    "render", "socketio_polling_only", "subprotocol_mismatch", "tls_failed", "upstream_error",
+    "regex_timeout", "render", "socketio_polling_only", "subprotocol_mismatch", "tls_failed", "upstream_error",
 ]
 
 
@@ -45,6 +45,19 @@ class Diagnosis:
 
     def one_line(self) -> str:
         return f"{self.code}: {self.summary} Fix: {self.fix}"
+
+
+def regex_timeout(source: str, url: str, timeout_s: float, rule: str | None) -> Diagnosis:
+    """A rule key or rewrite whose regex ran past its time limit on this URL."""
+    return Diagnosis(
+        "REGEX_TIMEOUT", 500,
+        f"The regex {source!r} ran longer than {timeout_s * 1000:.0f} ms on {url} and was "
+        "stopped: it backtracks catastrophically on this input. Other requests were not held up.",
+        "rewrite the pattern so that no repeated part can match the same text in two ways "
+        "(e.g. '(a+)+' -> 'a+', '(a|a)+' -> 'a+'); the config lint names nested quantifiers "
+        "(REGEX_NESTED_QUANTIFIER).",
+        rule=rule, facts=(("regex", source), ("url", url)),
+    )
 
 
 def no_rule(miss: Miss) -> Diagnosis:

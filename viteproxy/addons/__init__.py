@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .devserver import DevServer
 from .explainer import Explainer
 from .recorder import Recorder
 from .router import Router
@@ -17,4 +18,6 @@ def make_addons() -> list[Any]:
     # Explainer and Subprotocols read the route the Router chose in the same
     # hook, so they come after it; Recorder last: it logs each flow in the
     # state the other addons left it (diagnosed, the 101 as repaired).
-    return [router, Explainer(router), Subprotocols(router), Recorder()]
+    # DevServer first: Vite's own checks (Host, CORS, bad request targets) run
+    # before its proxy, and a request they answer is never routed.
+    return [DevServer(router), router, Explainer(router), Subprotocols(router), Recorder()]

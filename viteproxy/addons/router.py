@@ -20,10 +20,11 @@ from mitmproxy import ctx, http, tls
 from mitmproxy.proxy import mode_specs
 
 from ..config import Config, ConfigError, load_config
-from ..diagnosis import Diagnosis, no_rule, render
+from ..diagnosis import Diagnosis, no_rule, regex_timeout, render
+from ..jsregex import RegexTimeout
 from ..routing import Miss, Route, is_websocket_upgrade, route, upstream_headers
 
-__all__ = ["Router", "META", "record_diagnosis"]
+__all__ = ["Router", "META", "answer", "record_diagnosis"]
 
 logger = logging.getLogger("viteproxy")
 
@@ -54,6 +55,19 @@ def record_diagnosis(flow: http.HTTPFlow, diag: Diagnosis) -> None:
     flow.marked = ":warning:"
     log = logger.warning if diag.severity == "warning" else logger.error
     log("viteproxy: %s %s: %s Fix: %s", diag.code, flow.request.path, diag.summary, diag.fix)
+
+
+def answer(flow: http.HTTPFlow, diag: Diagnosis, *, kind: str, url: str) -> None:
+    """Answer a request from the proxy itself with a diagnosis (no backend is asked)."""
+    content_type, body = render(diag, flow.request.headers.get("accept", ""))
+    flow.response = http.Response.make(
+        diag.status, body,
+        {"content-type": content_type, "x-viteproxy-diagnosis": diag.code,
+         "cache-control": "no-store"},
+    )
+    flow.metadata[META] = {"kind": kind, "rule": diag.rule, "url": url}
+    # Like every other diagnosis: metadata, comment, mark and mitmdump's log.
+    record_diagnosis(flow, diag)
 
 
 class Router:
@@ -164,7 +178,14 @@ class Router:
             return
         req = flow.request
         upgrade = is_websocket_upgrade(req.headers)
-        found = route(self.config, req.path, req.headers, upgrade)
+        try:
+            found = route(self.config, req.path, req.headers, upgrade)
+        except RegexTimeout as e:
+            rule = next((r.key for r in self.config.rules if e.source in (
+                r.regex.source if r.regex else None, *(rw.pattern.source for rw in r.rewrites))), None)
+            self._answer(flow, regex_timeout(e.source, req.path, e.timeout, rule),
+                         kind="ws" if upgrade else "http", url=req.path)
+            return
         if isinstance(found, Miss):
             self._answer(flow, no_rule(found), kind=found.kind, url=found.url)
             return
@@ -220,7 +241,7 @@ class Router:
             r, req.headers, original_host=original_host,
             client_ip=flow.client_conn.peername[0] if flow.client_conn.peername else "",
             client_tls=flow.client_conn.tls_established,
-            listen_port=listen[1] if listen else None,
+            listen_port=listen[1] if listen else None, method=req.method,
         )
         meta: dict[str, Any] = {
             "kind": r.kind,
@@ -241,15 +262,7 @@ class Router:
         flow.comment = f"[{r.rule_name}] {r.url} {arrow} {r.upstream_url}"
 
     def _answer(self, flow: http.HTTPFlow, diag: Diagnosis, *, kind: str, url: str) -> None:
-        content_type, body = render(diag, flow.request.headers.get("accept", ""))
-        flow.response = http.Response.make(
-            diag.status, body,
-            {"content-type": content_type, "x-viteproxy-diagnosis": diag.code,
-             "cache-control": "no-store"},
-        )
-        flow.metadata[META] = {"kind": kind, "rule": diag.rule, "url": url}
-        # Like every other diagnosis: metadata, comment, mark and mitmdump's log.
-        record_diagnosis(flow, diag)
+        answer(flow, diag, kind=kind, url=url)
 
 
 def _streamed_body(headers: http.Headers, chunked: bool = True) -> bool:
