@@ -788,8 +788,8 @@ class RawRecorder:
 def raw_exchange(port: int, request: bytes, timeout: float = 5.0) -> bytes | None:
     """Send raw bytes to 127.0.0.1:port; the reply until the peer closes (None: no reply in time).
 
-    An upgrade answered 101 is complete at the end of its head: the caller only
-    needs the status.
+    An upgrade answered 101 is complete at the end of its head (the caller only
+    needs the status), a response with Content-Length once its body is in.
     """
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         s.sendall(request)
@@ -806,6 +806,15 @@ def raw_exchange(port: int, request: bytes, timeout: float = 5.0) -> bytes | Non
             if not chunk:
                 return data
             data += chunk
-            if data.startswith(b"HTTP/1.1 101") and b"\r\n\r\n" in data:
+            if b"\r\n\r\n" in data and _complete(data):
                 return data
         return data or None
+
+
+def _complete(data: bytes) -> bool:
+    """A 101's head, or a response whose Content-Length worth of body is in."""
+    head, _, body = data.partition(b"\r\n\r\n")
+    if head.startswith(b"HTTP/1.1 101"):
+        return True
+    length = re.search(rb"\r\ncontent-length:\s*(\d+)", head, re.IGNORECASE)
+    return bool(length) and len(body) >= int(length.group(1))  # type: ignore[union-attr]
