@@ -362,3 +362,38 @@ def test_same_as_vite_except_the_listed_differences(sides: Sides) -> None:
     print(f"\n{len(CASES)} cases, {same} identical, {len(CASES) - same} different "
           f"({len(INTENDED)} listed)")
     assert not unexplained, "\n".join(unexplained)
+
+
+NODE_GET = """
+const http = require('http');
+// localhost as a dual-stack machine resolves it: ::1 first, then 127.0.0.1.
+const both = [{address: '::1', family: 6}, {address: '127.0.0.1', family: 4}];
+const lookup = (h, o, cb) => (o && o.all) ? cb(null, both) : cb(null, '::1', 6);
+const opts = {host: 'localhost', port: +process.argv[1], path: '/', lookup};
+if (process.argv[2] === 'off') opts.autoSelectFamily = false;
+http.get(opts, (r) => console.log(`ok ${r.socket.remoteAddress}`))
+  .on('error', (e) => console.log(`error ${e.code} ${e.address}`));
+"""
+
+
+def test_node_falls_back_from_ipv6_loopback(tmp_path: Any) -> None:
+    """What LOCALHOST_IPV6_MISMATCH's warning says about Node, measured with this Node.
+
+    With autoSelectFamily (Node 20's default, what Vite's http-proxy-3 gets)
+    a backend on 127.0.0.1 only is reached behind `localhost` -> ::1 first;
+    without it (Node 17-19's behaviour) the request fails with ECONNREFUSED ::1.
+    """
+    import subprocess
+
+    node_peer("vite")
+    backend = RawRecorder("N")
+    try:
+        def run(*extra: str) -> str:
+            out = subprocess.run(["node", "-e", NODE_GET, str(backend.port), *extra],
+                                 capture_output=True, text=True, timeout=30)
+            return out.stdout.strip()
+
+        assert run() == "ok 127.0.0.1"
+        assert run("off") == "error ECONNREFUSED ::1"
+    finally:
+        backend.close()

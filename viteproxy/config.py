@@ -572,8 +572,9 @@ def _target(r: _Reader, node: yaml.Node, key: str, rule: bool = False) -> Target
         r.issue(
             "WS_TARGET_FOR_HTTP", node, key if key.endswith(".target") else f"{key}.target",
             f"a {target.scheme}:// target also receives the plain HTTP requests this rule "
-            "matches (Socket.IO polling, health checks); under Vite those fail. viteproxy sends "
-            f"them over {target.http_scheme}://, but write it that way",
+            f"matches (Socket.IO polling, health checks): viteproxy sends them over "
+            f"{target.http_scheme}://, as Vite 8.3 (http-proxy-3 1.23) does; Vites on the older "
+            "node-http-proxy failed them, so write it that way if the config must work there too",
             f"target: {fixed!r} with ws: true", "warning",
         )
     return target

@@ -141,8 +141,8 @@ def localhost_mismatch(host: str, port: int, resolved: list[str], listening: lis
     literal = listening[0].rsplit(":", 1)[0] if listening else "127.0.0.1"
     if works_here:
         summary = (f"{host} resolves to {', '.join(resolved)} but the backend listens on {on} only. "
-                   f"This proxy fell back to {on}, but Vite (Node) tries {first} and fails with "
-                   f"ECONNREFUSED {first}.")
+                   f"This proxy fell back to {on}, and so does Vite on Node 20+ (autoSelectFamily); "
+                   f"Vite on Node 17-19 tries {first} only and fails with ECONNREFUSED {first}.")
     else:
         summary = (f"{host} resolves to {', '.join(resolved) or 'nothing'} here, where nothing "
                    f"listens, but the backend listens on {on}.")
