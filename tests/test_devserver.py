@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
 from support import Backend, LoopThread, Proxy, http_request, raw_exchange
 from viteproxy.config import ConfigError, Server, parse_config
 from viteproxy.devserver import cors_headers, host_allowed, preflight_headers
