@@ -15,6 +15,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 
+from .codes import Code
 from .config import Cors, Server
 from .diagnosis import Diagnosis
 
@@ -76,7 +77,7 @@ def host_not_allowed(host_header: str, kind: str, url: str) -> Diagnosis:
     line = f"allowedHosts: ['{name}']"
     what = "WebSocket upgrade" if kind == "ws" else "request"
     return Diagnosis(
-        "HOST_NOT_ALLOWED", 403,
+        Code.HOST_NOT_ALLOWED, 403,
         f"The {what} for {url} came with Host {host_header!r}, a name this proxy does not serve. "
         "A web page on another site can reach 127.0.0.1 through a DNS name it controls (DNS "
         "rebinding), so, like Vite's dev server, viteproxy answers only localhost, IP addresses "
@@ -91,7 +92,7 @@ def host_not_allowed(host_header: str, kind: str, url: str) -> Diagnosis:
 def invalid_request_target(target: bytes, why: str, status: int = 400) -> Diagnosis:
     shown = target.decode("latin-1")
     return Diagnosis(
-        "INVALID_REQUEST_TARGET", status,
+        Code.INVALID_REQUEST_TARGET, status,
         f"The request target {shown!r} {why}; Vite's dev server (Node's HTTP parser, or its "
         "own check for '#') refuses it with 400 too, so no backend was asked.",
         "percent-encode the path as a browser does (é -> %C3%A9, # -> %23, space -> %20); "
@@ -103,7 +104,7 @@ def invalid_request_target(target: bytes, why: str, status: int = 400) -> Diagno
 def absolute_form_other_host(target: bytes, authority: str, host_header: str) -> Diagnosis:
     shown = target.decode("latin-1")
     return Diagnosis(
-        "ABSOLUTE_FORM_REQUEST", 400,
+        Code.ABSOLUTE_FORM_REQUEST, 400,
         f"The request line names another server ({authority!r}, Host {host_header!r}): this "
         "is a forward-proxy request, and viteproxy is a reverse proxy. Under Vite such a "
         "request matches no proxy rule (its URL does not start with '/').",
@@ -115,7 +116,7 @@ def absolute_form_other_host(target: bytes, authority: str, host_header: str) ->
 
 def upgrade_not_get(method: str, url: str) -> Diagnosis:
     return Diagnosis(
-        "WS_UPGRADE_NOT_GET", 400,
+        Code.WS_UPGRADE_NOT_GET, 400,
         f"A WebSocket upgrade for {url} with method {method}: RFC 6455 handshakes are GET "
         "requests. Vite (http-proxy-3's checkMethodAndHeader) closes the connection without "
         "an answer; no backend was asked.",
