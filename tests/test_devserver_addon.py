@@ -60,7 +60,7 @@ def test_foreign_host_is_answered_before_routing(addons: tuple[DevServer, Router
     assert f.response.headers["x-viteproxy-diagnosis"] == "HOST_NOT_ALLOWED"
     assert f.metadata[META]["diagnosis"]["facts"]["add under server:"] == "allowedHosts: ['evil.example']"
     assert addons[1].route_for(f) is None  # the Router left it alone
-    assert f.comment.startswith("HOST_NOT_ALLOWED: ") and f.marked
+    assert "HOST_NOT_ALLOWED" in f.comment.splitlines()[0] and f.marked
 
 
 def test_upgrade_with_foreign_host_is_answered_too(addons: tuple[DevServer, Router]) -> None:

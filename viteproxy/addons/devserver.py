@@ -9,9 +9,10 @@ from __future__ import annotations
 from mitmproxy import http
 from mitmproxy.proxy import mode_specs
 
+from ..annotate import note, note_route
 from ..devserver import cors_headers, preflight_headers, refuse
 from ..routing import is_websocket_upgrade
-from .router import META, Router, answer
+from .router import Router, answer
 
 __all__ = ["DevServer"]
 
@@ -41,8 +42,8 @@ class DevServer:
                 cors, req.headers.get("origin"), req.headers.get("access-control-request-headers")))
             fields = [(k.encode(), v.encode("latin-1")) for k, v in [*headers, ("Content-Length", "0")]]
             flow.response = http.Response.make(204, b"", http.Headers(fields))
-            flow.metadata[META] = {"kind": "http", "rule": None, "url": req.path, "cors_preflight": True}
-            flow.comment = f"[server.cors] {req.path}: preflight answered by the proxy (204), as Vite does"
+            note_route(flow, {"kind": "http", "rule": None, "url": req.path})
+            note(flow, "server.cors: OPTIONS answered by the proxy (204), as Vite's cors middleware does")
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         config = self.router.config
