@@ -67,13 +67,15 @@ def test_invalid_regex_raises_jsregexerror():
         ("^/\\cJ$", "/\n", True),
         ("^/(?<v>v\\d)/\\k<v>$", "/v1/v1", True),
         ("^/API", "/api", False),  # no flags: case matters
+        ("(?i:^/API)", "/api", True),  # the YAML form of /^\/API/i
+        ("^/(?i:a)b", "/AB", False),
     ],
 )
 def test_match_is_javascripts(source, text, expected):
     assert (compile_js(source).search(text) is not None) is expected
 
 
-@pytest.mark.parametrize("source", ["(?i)^/api", "^/a++", "^/a**", "(?P<x>a)", "(?>a)", "*a",
+@pytest.mark.parametrize("source", ["(?i)^/api", "(?m:^/a)", "(?s:.)", "^/a++", "^/a**", "(?P<x>a)", "(?>a)", "*a",
                                     "^/a{3,1}", "[a", "(?<1x>a)"])
 def test_syntax_javascript_refuses_is_refused(source):
     with pytest.raises(JSRegexError):

@@ -11,6 +11,8 @@ translated token by token where the two disagree:
 - `{,2}` and other braces that are not a quantifier are literal text;
 - `[^]` is any character and `[]` none; an escape JavaScript does not know
   (`\\p`, `\\a`, `\\-`) is the character itself;
+- `(?i:...)` (an ES2025 modifier group, the YAML form of an `/re/i` literal)
+  is case-insensitive for ASCII letters;
 - `(?i)`, `(?P<...>`, `(?>`, possessive `a++` and other syntax JavaScript
   refuses are refused here too (`JSRegexError`), not read with a meaning
   JavaScript does not give them.
@@ -45,6 +47,8 @@ _CLASS = {"d": "[0-9]", "D": "[^0-9]", "w": "[A-Za-z0-9_]", "W": "[^A-Za-z0-9_]"
 _IN_CLASS = {"d": "0-9", "D": "\\D", "w": "A-Za-z0-9_", "W": "\\W", "s": _JS_SPACE, "S": "\\S"}
 _QUANT = re.compile(r"\{(\d+)(?:,(\d*))?\}")
 _GROUP_NAME = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
+# `(?i:...)` / `(?-i:...)`: only `i`, as `m` and `s` would undo the translation of ^ $ and .
+_MODIFIER = re.compile(r"\?(?:i|-i|i-):")
 
 
 class JSRegexError(ValueError):
@@ -206,6 +210,9 @@ def _translate(src: str) -> str:
                     opener = "(" + rest[:2]
                 elif rest.startswith(("?<=", "?<!")):
                     opener = "(" + rest[:3]
+                elif (mod := _MODIFIER.match(rest)) is not None:
+                    # ES2025 modifier group, the form an `/re/i` literal takes in rules.yaml.
+                    opener = "(" + mod.group(0)
                 elif rest.startswith("?<"):
                     named = _GROUP_NAME.match(rest, 2)
                     if not named or not rest.startswith(">", named.end()):
@@ -214,7 +221,7 @@ def _translate(src: str) -> str:
                 else:
                     raise JSRegexError(
                         f"'(?{rest[1:2]}' at position {i} is not JavaScript regex syntax "
-                        "(JavaScript has (?:, (?=, (?!, (?<=, (?<! and (?<name>)")
+                        "(JavaScript has (?:, (?=, (?!, (?<=, (?<!, (?<name> and (?i:)")
             out.append(opener)
             i += len(opener)
             continue
