@@ -92,7 +92,7 @@ class Case:
 
     def raw(self, port: int) -> bytes:
         host = f"127.0.0.1:{port}"
-        lines = [f"{self.method} {self.target} {self.version}"]
+        lines = [f"{self.method} {self.target.replace('{host}', host)} {self.version}"]
         if self.host is not None:
             lines.append("Host: " + self.host.replace("{host}", host).replace("{port}", str(port)))
         lines.append(f"X-Case: {self.id}")
@@ -200,6 +200,7 @@ CASES = [
     Case("hash-in-target", "GET", "/noco/a#b"),
     Case("non-ascii-target", "GET", "/noco/\u00e9"),
     Case("absolute-form-other-host", "GET", "http://evil.example/noco/x"),
+    Case("absolute-form-same-host", "GET", "http://{host}/noco/x"),
 ]
 
 # The differences that stay: what Vite's side shows and what viteproxy's side
@@ -228,13 +229,14 @@ INTENDED: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
         {"status": 403, "backend": None, "method": None, "target": None, "host": None},
         "Vite checks allowedHosts for HTTP only, so a DNS-rebinding page reaches a ws backend; "
         "viteproxy refuses the upgrade with HOST_NOT_ALLOWED"),
+    "absolute-form-same-host": ({"status": 200}, {"status": 404}, NO_APP),
     "absolute-form-other-host": (
         {"status": 200}, {"status": 400},
         "Vite matches no rule for an absolute-form URL and serves its own app; viteproxy says "
         "it is a forward-proxy request (ABSOLUTE_FORM_REQUEST)"),
 }
 CODES = {
-    "regex-key-miss": "NO_RULE", "regex-brace-not-quantifier": "NO_RULE",
+    "regex-key-miss": "NO_RULE", "regex-brace-not-quantifier": "NO_RULE", "absolute-form-same-host": "NO_RULE",
     "ws-no-ws-rule": "NO_WS_RULE", "ws-post-upgrade": "WS_UPGRADE_NOT_GET",
     "host-foreign": "HOST_NOT_ALLOWED", "host-foreign-port": "HOST_NOT_ALLOWED",
     "host-foreign-ws": "HOST_NOT_ALLOWED", "hash-in-target": "INVALID_REQUEST_TARGET",

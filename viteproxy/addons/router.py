@@ -149,13 +149,18 @@ class Router:
             return
         req = flow.request
         upgrade = is_websocket_upgrade(req.headers)
+        url = req.path
+        if req.authority and req.http_version.startswith("HTTP/1"):
+            # An absolute-form request line (the DevServer let only our own host
+            # through): Node's req.url is the whole URL, and Vite matches rules on it.
+            url = f"{req.scheme}://{req.authority}{req.path}"
         try:
-            found = route(self.config, req.path, req.headers, upgrade)
+            found = route(self.config, url, req.headers, upgrade)
         except RegexTimeout as e:
             rule = next((r.key for r in self.config.rules if e.source in (
                 r.regex.source if r.regex else None, *(rw.pattern.source for rw in r.rewrites))), None)
-            self._answer(flow, regex_timeout(e.source, req.path, e.timeout, rule),
-                         kind="ws" if upgrade else "http", url=req.path)
+            self._answer(flow, regex_timeout(e.source, url, e.timeout, rule),
+                         kind="ws" if upgrade else "http", url=url)
             return
         if isinstance(found, Miss):
             self._answer(flow, no_rule(found), kind=found.kind, url=found.url)
@@ -207,6 +212,9 @@ class Router:
         req.host = r.target.host
         req.port = r.target.port
         req.path = r.upstream_path
+        if req.http_version.startswith("HTTP/1"):
+            # The backend gets origin-form, as http-proxy-3 sends it, whatever the client wrote.
+            req.authority = ""
         listen = flow.client_conn.sockname
         upstream_headers(
             r, req.headers, original_host=original_host,
