@@ -766,7 +766,7 @@ class RawRecorder:
                 conn.sendall(reply.encode() + b"\x88\x02\x03\xe8")
             else:
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n"
-                             b"Connection: close\r\n\r\nok")
+                             b"Connection: close\r\n\r\n" + (b"" if method == "HEAD" else b"ok"))
             try:
                 conn.shutdown(socket.SHUT_WR)
                 while conn.recv(65536):

@@ -50,6 +50,9 @@ def rules(b: dict[str, str]) -> dict[str, Any]:
         r"^/lb/.*(?<=/x+)y$": {"target": D},
         r"^/ng/(?<id>\d+)$": {"target": A},
         "/short": A,
+        "/rwrel": {"target": A, "rewrite": {"^/rwrel/": "rel/"}},
+        "/rwq": {"target": A, "rewrite": {r"\?.*$": "?fixed=1"}},
+        "/rwamp": {"target": A, "rewrite": {"^/rwamp": "$&/inner"}},
         "/rw": {"target": A, "rewrite": {"^/rw": ""}},
         "/grp": {"target": B, "rewrite": {r"^/grp/(\w+)/(\d+)": "/items/$2/$1"}},
         "/named": {"target": C, "rewrite": {r"^/named/(?<id>\d+)": "/n/$<id>"}},
@@ -69,6 +72,10 @@ def rules(b: dict[str, str]) -> dict[str, Any]:
         "/xf": {"target": D, "xfwd": True},
         "/ws1": {"target": A, "ws": True, "rewriteWsOrigin": True},
         "/wst": {"target": D.replace("http://", "ws://"), "rewriteWsOrigin": True},
+        "/wsv1": {"target": A + "/v1", "ws": True},
+        "/wsh": {"target": B, "ws": True, "changeOrigin": True, "headers": {"X-Custom": "ws"}},
+        "^/end$": {"target": C},
+        "/slash/": {"target": D},
         "/wsx": {"target": C},
         "/wsx/deep": {"target": D, "ws": True},
         "/wsnone": {"target": C},
@@ -190,6 +197,20 @@ CASES = [
     Case("ws-rewrite", "GET", "/wsrw/x?t=1", ws=True),
     Case("ws-prefix-rule", "GET", "/ws1/deeper/x", ws=True),
     Case("ws-post-upgrade", "POST", "/ws1/s", ws=True),
+    # more of the same, in combination
+    Case("ws-target-path", "GET", "/wsv1/s", ws=True),
+    Case("ws-change-origin-headers", "GET", "/wsh/s", ws=True),
+    Case("xfwd-ws-chain", "GET", "/xfws/s", "X-Forwarded-For: 10.0.0.1\r\n", ws=True),
+    Case("head", "HEAD", "/noco/x"),
+    Case("put-body", "PUT", "/noco/x", body=b"{}"),
+    Case("regex-end", "GET", "/end"),
+    Case("regex-end-query", "GET", "/end?x=1"),
+    Case("prefix-with-slash", "GET", "/slash/x"),
+    Case("rewrite-relative", "GET", "/rwrel/x"),
+    Case("rewrite-query", "GET", "/rwq/a?x=1"),
+    Case("rewrite-whole-match", "GET", "/rwamp/x"),
+    Case("encoded-slash", "GET", "/noco%2Fx"),
+    Case("encoded-hash-in-query", "GET", "/dot/x?a=%23b"),
     # the dev server's own checks before its proxy
     Case("host-localhost", "GET", "/noco/x", host="localhost:{port}"),
     Case("host-sub-localhost", "GET", "/noco/x", host="foo.localhost"),
@@ -230,6 +251,7 @@ INTENDED: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
         "Vite checks allowedHosts for HTTP only, so a DNS-rebinding page reaches a ws backend; "
         "viteproxy refuses the upgrade with HOST_NOT_ALLOWED"),
     "absolute-form-same-host": ({"status": 200}, {"status": 404}, NO_APP),
+    "regex-end-query": ({"status": 200}, {"status": 404}, NO_APP),
     "absolute-form-other-host": (
         {"status": 200}, {"status": 400},
         "Vite matches no rule for an absolute-form URL and serves its own app; viteproxy says "
@@ -237,6 +259,7 @@ INTENDED: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
 }
 CODES = {
     "regex-key-miss": "NO_RULE", "regex-brace-not-quantifier": "NO_RULE", "absolute-form-same-host": "NO_RULE",
+    "regex-end-query": "NO_RULE",
     "ws-no-ws-rule": "NO_WS_RULE", "ws-post-upgrade": "WS_UPGRADE_NOT_GET",
     "host-foreign": "HOST_NOT_ALLOWED", "host-foreign-port": "HOST_NOT_ALLOWED",
     "host-foreign-ws": "HOST_NOT_ALLOWED", "hash-in-target": "INVALID_REQUEST_TARGET",
