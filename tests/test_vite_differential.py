@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from support import Proxy, RawRecorder, ViteServer, node_peer, raw_exchange
+from support import Proxy, RawRecorder, ViteServer, free_port, node_peer, raw_exchange
 
 pytestmark = pytest.mark.peers
 
@@ -83,6 +83,7 @@ def rules(b: dict[str, str]) -> dict[str, Any]:
         "/auth": {"target": B, "auth": "user:pw"},
         "/npp": {"target": A + "/v1", "prependPath": False},
         "/ign": {"target": A + "/fixed", "ignorePath": True},
+        "/dead": {"target": b["dead"]},
     }
 
 
@@ -197,6 +198,7 @@ CASES = [
     Case("ws-rewrite", "GET", "/wsrw/x?t=1", ws=True),
     Case("ws-prefix-rule", "GET", "/ws1/deeper/x", ws=True),
     Case("ws-post-upgrade", "POST", "/ws1/s", ws=True),
+    Case("backend-down", "GET", "/dead/x"),
     # more of the same, in combination
     Case("ws-target-path", "GET", "/wsv1/s", ws=True),
     Case("ws-change-origin-headers", "GET", "/wsh/s", ws=True),
@@ -260,7 +262,7 @@ INTENDED: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
 CODES = {
     "regex-key-miss": "NO_RULE", "regex-brace-not-quantifier": "NO_RULE", "absolute-form-same-host": "NO_RULE",
     "regex-end-query": "NO_RULE",
-    "ws-no-ws-rule": "NO_WS_RULE", "ws-post-upgrade": "WS_UPGRADE_NOT_GET",
+    "ws-no-ws-rule": "NO_WS_RULE", "backend-down": "CONNECT_REFUSED", "ws-post-upgrade": "WS_UPGRADE_NOT_GET",
     "host-foreign": "HOST_NOT_ALLOWED", "host-foreign-port": "HOST_NOT_ALLOWED",
     "host-foreign-ws": "HOST_NOT_ALLOWED", "hash-in-target": "INVALID_REQUEST_TARGET",
     "non-ascii-target": "INVALID_REQUEST_TARGET", "absolute-form-other-host": "ABSOLUTE_FORM_REQUEST",
@@ -339,7 +341,8 @@ class Sides:
 def sides(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sides]:
     node_peer("vite")
     recorders = [RawRecorder(name) for name in "ABCD"]
-    rule_set = rules({r.name: r.url for r in recorders})
+    # A port nothing listens on: a backend that is down.
+    rule_set = rules({**{r.name: r.url for r in recorders}, "dead": f"http://127.0.0.1:{free_port()}"})
     vite = ViteServer(tmp_path_factory.mktemp("vite") / "app",
                       {"index.html": "<!doctype html><title>x</title>\n",
                        "vite.config.mjs": vite_config(rule_set)})
