@@ -129,7 +129,7 @@ def raw_get(port: int, path: str, host: str) -> tuple[int, bytes]:
     return int(head.split(b" ")[1]), body
 
 
-@pytest.mark.parametrize("host", ["evil.example", "evil.example:{port}"])
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:5280", "evil.example:{port}"])
 def test_dns_rebinding_http_request_is_refused(proxy: Proxy, backend: Backend, host: str) -> None:
     host = host.format(port=proxy.port)
     before = len(backend.seen)
@@ -156,7 +156,7 @@ def raw_upgrade(port: int, path: str, host: str) -> tuple[int, dict[str, str]]:
     return int(head[0].split(" ")[1]), headers
 
 
-@pytest.mark.parametrize("host", ["evil.example", "evil.example:{port}"])
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:5280", "evil.example:{port}"])
 def test_dns_rebinding_websocket_upgrade_is_refused(proxy: Proxy, backend: Backend, host: str) -> None:
     host = host.format(port=proxy.port)
     before = len(backend.seen)
