@@ -220,6 +220,8 @@ CASES = [
     Case("host-foreign", "GET", "/noco/x", host="evil.example"),
     Case("host-foreign-port", "GET", "/noco/x", host="evil.example:{port}"),
     Case("host-foreign-ws", "GET", "/ws1/s", host="evil.example", ws=True),
+    Case("host-foreign-preflight", "OPTIONS", "/noco/x",
+         "Origin: http://localhost:5173\r\nAccess-Control-Request-Method: PUT\r\n", host="evil.example"),
     Case("hash-in-target", "GET", "/noco/a#b"),
     Case("non-ascii-target", "GET", "/noco/\u00e9"),
     Case("absolute-form-other-host", "GET", "http://evil.example/noco/x"),
@@ -254,6 +256,10 @@ INTENDED: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
         "viteproxy refuses the upgrade with HOST_NOT_ALLOWED"),
     "absolute-form-same-host": ({"status": 200}, {"status": 404}, NO_APP),
     "regex-end-query": ({"status": 200}, {"status": 404}, NO_APP),
+    "host-foreign-preflight": (
+        {"status": 204, "acao": "http://localhost:5173"}, {"status": 403, "acao": None},
+        "Vite's cors middleware runs before its host check and answers any OPTIONS; viteproxy "
+        "checks the Host first, so a DNS-rebinding page gets no CORS answer either"),
     "absolute-form-other-host": (
         {"status": 200}, {"status": 400},
         "Vite matches no rule for an absolute-form URL and serves its own app; viteproxy says "
@@ -264,7 +270,7 @@ CODES = {
     "regex-end-query": "NO_RULE",
     "ws-no-ws-rule": "NO_WS_RULE", "backend-down": "CONNECT_REFUSED", "ws-post-upgrade": "WS_UPGRADE_NOT_GET",
     "host-foreign": "HOST_NOT_ALLOWED", "host-foreign-port": "HOST_NOT_ALLOWED",
-    "host-foreign-ws": "HOST_NOT_ALLOWED", "hash-in-target": "INVALID_REQUEST_TARGET",
+    "host-foreign-ws": "HOST_NOT_ALLOWED", "host-foreign-preflight": "HOST_NOT_ALLOWED", "hash-in-target": "INVALID_REQUEST_TARGET",
     "non-ascii-target": "INVALID_REQUEST_TARGET", "absolute-form-other-host": "ABSOLUTE_FORM_REQUEST",
 }
 
