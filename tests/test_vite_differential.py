@@ -270,7 +270,8 @@ CODES = {
     "regex-end-query": "NO_RULE",
     "ws-no-ws-rule": "NO_WS_RULE", "backend-down": "CONNECT_REFUSED", "ws-post-upgrade": "WS_UPGRADE_NOT_GET",
     "host-foreign": "HOST_NOT_ALLOWED", "host-foreign-port": "HOST_NOT_ALLOWED",
-    "host-foreign-ws": "HOST_NOT_ALLOWED", "host-foreign-preflight": "HOST_NOT_ALLOWED", "hash-in-target": "INVALID_REQUEST_TARGET",
+    "host-foreign-ws": "HOST_NOT_ALLOWED", "host-foreign-preflight": "HOST_NOT_ALLOWED",
+    "hash-in-target": "INVALID_REQUEST_TARGET",
     "non-ascii-target": "INVALID_REQUEST_TARGET", "absolute-form-other-host": "ABSOLUTE_FORM_REQUEST",
 }
 
