@@ -76,12 +76,20 @@ class Code(enum.StrEnum):
     WS_TARGET_FOR_HTTP = auto(), 0, "warning", "lint", "a ws:// target also receives the rule's plain HTTP"
     EXPOSED_LISTEN = auto(), 0, "warning", "lint", "the proxy listens on all interfaces"
     HMR_CAPTURED = auto(), 200, "warning", "lint", "a ws rule takes Vite's own HMR socket (subprotocol vite-hmr)"
+    REGEX_NESTED_QUANTIFIER = auto(), 0, "warning", "lint", "a regex like (a+)+ that can backtrack for minutes"
 
     # ------------------------------------------------------------- listening
     LISTEN_PORT_IN_USE = auto(), 0, "error", "listen", "another program holds the proxy's port"
     PRIVILEGED_PORT = auto(), 0, "error", "listen", "a port below 1024 without the right to bind it"
 
+    # ------------------------------- Vite's dev-server checks before routing
+    HOST_NOT_ALLOWED = auto(), 403, "error", "traffic", "a Host not in server.allowedHosts (DNS rebinding)"
+    INVALID_REQUEST_TARGET = auto(), 400, "error", "traffic", "a request target with raw non-ASCII bytes or '#'"
+    ABSOLUTE_FORM_REQUEST = auto(), 400, "error", "traffic", "an absolute-form request line for another host"
+    WS_UPGRADE_NOT_GET = auto(), 400, "error", "traffic", "a WebSocket upgrade whose method is not GET"
+
     # -------------------------------------------------------------- routing
+    REGEX_TIMEOUT = auto(), 500, "error", "traffic", "a rule's regex ran past its time limit and was stopped"
     NO_RULE = auto(), 404, "error", "traffic", "a request matched no rule and there is no fallback"
     NO_WS_RULE = auto(), 502, "error", "traffic", "an upgrade matched no rule with ws: true"
     SOCKETIO_POLLING_ONLY = auto(), 200, "warning", "traffic", "Socket.IO polls, but its upgrade will find no ws rule"

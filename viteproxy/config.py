@@ -20,11 +20,12 @@ import yaml
 
 from .codes import Code
 from .jsfunctions import function_hint, looks_like_function
-from .jsregex import compile_js, js_replacer
+from .jsregex import MATCH_TIMEOUT, JSRegex, JSRegexError, compile_js, js_replacer, nested_quantifier
 from .target import Target, TargetError, parse_target
 
 __all__ = [
     "Bypass",
+    "Cors",
     "Config",
     "ConfigError",
     "Issue",
@@ -90,9 +91,9 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True)
 class Rewrite:
-    pattern: re.Pattern[str]
+    pattern: JSRegex
     replacement: str
-    replace: Callable[[re.Match[str]], str] = field(compare=False, repr=False)
+    replace: Callable[[Any], str] = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,7 @@ class Bypass:
     """
 
     subprotocols: tuple[str, ...] = ()
-    headers: tuple[tuple[str, re.Pattern[str]], ...] = ()
+    headers: tuple[tuple[str, JSRegex], ...] = ()
 
     def matches(self, headers: Any, offered: tuple[str, ...]) -> bool:
         if self.subprotocols and any(p in self.subprotocols for p in offered):
@@ -139,7 +140,10 @@ class Rule:
     proxy_timeout_ms: float | None = None
     subprotocols: Subprotocols | None = None
     bypass: Bypass | None = None
-    regex: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+    auth: str | None = None  # "user:password": Basic credentials sent to the backend
+    prepend_path: bool = True  # prependPath: the target's path goes in front
+    ignore_path: bool = False  # ignorePath: the request's path is dropped
+    regex: JSRegex | None = field(default=None, compare=False, repr=False)
 
     @property
     def ws_enabled(self) -> bool:
@@ -147,13 +151,19 @@ class Rule:
         return self.ws or self.target.scheme in ("ws", "wss")
 
     def matches(self, url: str) -> bool:
-        """Vite's doesProxyContextMatchUrl: a `^` key is also tried as a plain prefix."""
-        if self.regex is not None and self.regex.search(url):
-            return True
+        """Vite 8's createProxyContextMatcher: a `^` key is a regex, any other a prefix.
+
+        Raises RegexTimeout when the key's regex runs too long on `url`.
+        """
+        if self.regex is not None:
+            return self.regex.search(url) is not None
         return url.startswith(self.key)
 
     def rewrite(self, url: str) -> str:
-        """Apply the first rewrite whose pattern matches (http-proxy-middleware's pathRewrite)."""
+        """Apply the first rewrite whose pattern matches (http-proxy-middleware's pathRewrite).
+
+        Raises RegexTimeout when a pattern runs too long on `url`.
+        """
         for rw in self.rewrites:
             if rw.pattern.search(url):
                 return rw.pattern.sub(rw.replace, url, count=1)
@@ -161,9 +171,37 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class Cors:
+    """`server.cors` as Vite's dev server applies it (the `cors` package) before its proxy.
+
+    `any`: `cors: true`, every response says `Access-Control-Allow-Origin: *`.
+    Otherwise an Origin is allowed when it is one of `origins`, matches one of
+    `patterns`, or `reflect` is set (`origin: true`); an allowed Origin is echoed.
+    """
+
+    any: bool = False
+    reflect: bool = False
+    origins: tuple[str, ...] = ()
+    patterns: tuple[JSRegex, ...] = ()
+
+
+# Vite 8's defaultAllowedOrigins (dist/node/chunks/node.js): http(s) on localhost,
+# its subdomains, 127.0.0.1 and [::1], any port.
+DEFAULT_CORS_ORIGINS = r"^https?:\/\/(?:(?:[^:]+\.)?localhost|127\.0\.0\.1|\[::1\])(?::\d+)?$"
+
+
+def default_cors() -> Cors:
+    return Cors(patterns=(compile_js(DEFAULT_CORS_ORIGINS),))
+
+
+@dataclass(frozen=True)
 class Server:
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
+    # server.allowedHosts: None is `true` (any Host); names beyond Vite's own
+    # defaults (localhost, *.localhost, IP addresses), `.example.com` = domain + subdomains.
+    allowed_hosts: tuple[str, ...] | None = ()
+    cors: Cors | None = field(default_factory=default_cors)  # None: `cors: false`
 
 
 @dataclass(frozen=True)
@@ -191,18 +229,47 @@ RULE_KEYS: dict[str, str] = {
     "proxyTimeout": "milliseconds, e.g. 30000",
     "subprotocols": "a list of protocols, or {mode: append|replace, values: [...]}",
     "bypass": "{subprotocols: [vite-hmr]} or {headers: {Accept: 'text/html'}}",
+    "auth": "'user:password' (Basic credentials for the backend)",
+    "prependPath": "true or false",
+    "ignorePath": "true or false",
 }
-# Options of Vite / http-proxy that have no YAML meaning or are not implemented:
-# copying them from a vite.config must not be fatal.
-UNSUPPORTED_RULE_KEYS = {
-    "configure", "router", "agent", "forward", "ssl", "toProxy", "prependPath", "ignorePath",
-    "localAddress", "autoRewrite", "hostRewrite", "protocolRewrite", "cookieDomainRewrite",
-    "cookiePathRewrite", "followRedirects", "selfHandleResponse", "buffer",
-    "preserveHeaderKeyCase", "auth", "logLevel", "logger", "onProxyReq", "onProxyRes",
-    "onError", "onProxyReqWs", "onOpen", "onClose", "method", "proxyTimeoutMs",
+# Options of Vite / http-proxy-3 that have no YAML meaning or are not implemented:
+# copying them from a vite.config must not be fatal, and each says what to do instead.
+UNSUPPORTED_RULE_KEYS: dict[str, str] = {
+    "configure": "a JavaScript hook; viteproxy's flows are in mitmweb and the JSONL log",
+    "router": "write one rule per backend instead",
+    "agent": "viteproxy opens its own connections; nothing to set",
+    "forward": "not supported: add a second rule for the other backend",
+    "ssl": "the proxy listens on plain HTTP; use mitmproxy's own TLS options for HTTPS",
+    "toProxy": "not supported: viteproxy is not chained behind another proxy",
+    "localAddress": "not supported: connections leave from the default address",
+    "autoRewrite": "not supported: redirects are passed on as the backend sent them",
+    "hostRewrite": "not supported: redirects are passed on as the backend sent them",
+    "protocolRewrite": "not supported: redirects are passed on as the backend sent them",
+    "cookieDomainRewrite": "not supported: cookies are passed on as the backend sent them",
+    "cookiePathRewrite": "not supported: cookies are passed on as the backend sent them",
+    "followRedirects": "not supported: the browser follows redirects itself",
+    "selfHandleResponse": "a JavaScript hook; not supported",
+    "buffer": "a JavaScript stream; not supported",
+    "preserveHeaderKeyCase": "header names are passed on as the client wrote them",
+    "logLevel": "use mitmdump's -v / --set termlog_verbosity",
+    "logger": "use mitmdump's -v / --set termlog_verbosity",
+    "onProxyReq": "a JavaScript hook: use 'headers' for request headers",
+    "onProxyRes": "a JavaScript hook; not supported",
+    "onError": "a JavaScript hook: viteproxy answers errors with a diagnosis",
+    "onProxyReqWs": "a JavaScript hook: use 'headers', 'rewriteWsOrigin' or 'subprotocols'",
+    "onOpen": "a JavaScript hook; WebSocket events are in the JSONL log",
+    "onClose": "a JavaScript hook; WebSocket events are in the JSONL log",
+    "method": "not supported: the client's method is sent",
+    "proxyTimeoutMs": "write proxyTimeout (milliseconds)",
+    "fetch": "not supported: requests are sent by the proxy itself",
+    "fetchOptions": "not supported: requests are sent by the proxy itself",
+    "ca": "not supported: set 'secure: false' for a self-signed dev backend",
 }
 TOP_KEYS = {"server": "host and port", "proxy": "the rules", "fallback": "a target URL"}
-SERVER_KEYS = {"host": "an address such as 127.0.0.1", "port": "a port number"}
+SERVER_KEYS = {"host": "an address such as 127.0.0.1", "port": "a port number",
+               "allowedHosts": "true, or a list of host names such as ['.example.test']",
+               "cors": "true, false, or {origin: 'http://localhost:3000'}"}
 SUBPROTOCOLS_KEYS = {"mode": "append or replace", "values": "a list of protocols"}
 BYPASS_KEYS = {"subprotocols": "a list of protocols", "headers": "a mapping of header name to regex"}
 
@@ -456,6 +523,8 @@ def load_config(path: str | Path) -> Config:
 
 def _server(r: _Reader, node: yaml.Node) -> Server:
     host, port = DEFAULT_HOST, DEFAULT_PORT
+    allowed: tuple[str, ...] | None = ()
+    cors: Cors | None = default_cors()
     for name, k_node, v_node in r.mapping(node, "server", "a mapping with host and port"):
         key = f"server.{name}"
         v = r.value(v_node)
@@ -481,9 +550,52 @@ def _server(r: _Reader, node: yaml.Node) -> Server:
                         f"e.g. port: {DEFAULT_PORT}")
             else:
                 port = v
+        elif name == "allowedHosts":
+            if v is True:
+                allowed = None
+            elif isinstance(v, list) and all(isinstance(h, str) and h.strip() for h in v):
+                allowed = tuple(h.strip().lower() for h in v)
+            else:
+                r.issue(Code.INVALID_TYPE, v_node, key, f"expected true or a list of host names, got {v!r}",
+                        "e.g. allowedHosts: ['.example.test', 'devbox.lan'], as in Vite")
+        elif name == "cors":
+            cors = _cors(r, v_node, key)
         else:
             r.unknown(k_node, key, name, SERVER_KEYS)
-    return Server(host, port)
+    return Server(host, port, allowed, cors)
+
+
+def _cors(r: _Reader, node: yaml.Node, key: str) -> Cors | None:
+    v = r.value(node)
+    if v is False:
+        return None
+    if v is True:
+        return Cors(any=True)
+    if not isinstance(v, dict) or set(v) != {"origin"}:
+        r.issue(Code.INVALID_TYPE, node, key, f"expected true, false or {{origin: ...}}, got {v!r}",
+                "e.g. cors: {origin: ['http://localhost:3000', '^https://.*\\.example\\.test$']}")
+        return default_cors()
+    origin = v["origin"]
+    if origin is True:
+        return Cors(reflect=True)
+    if origin == "*":
+        return Cors(any=True)
+    values = origin if isinstance(origin, list) else [origin]
+    origins: list[str] = []
+    patterns: list[JSRegex] = []
+    for item in values:
+        if not isinstance(item, str) or not item:
+            r.issue(Code.INVALID_TYPE, node, f"{key}.origin", f"expected origins as text, got {item!r}",
+                    "e.g. origin: 'http://localhost:3000', or a regex starting with ^")
+            continue
+        if item.startswith("^"):
+            try:
+                patterns.append(compile_js(item))
+            except JSRegexError as e:
+                r.issue(Code.INVALID_REGEX, node, f"{key}.origin", f"not a valid regex: {e}")
+        else:
+            origins.append(item)
+    return Cors(origins=tuple(origins), patterns=tuple(patterns))
 
 
 def _target(r: _Reader, node: yaml.Node, key: str, rule: bool = False) -> Target | None:
@@ -499,8 +611,9 @@ def _target(r: _Reader, node: yaml.Node, key: str, rule: bool = False) -> Target
         r.issue(
             Code.WS_TARGET_FOR_HTTP, node, key if key.endswith(".target") else f"{key}.target",
             f"a {target.scheme}:// target also receives the plain HTTP requests this rule "
-            "matches (Socket.IO polling, health checks); under Vite those fail. viteproxy sends "
-            f"them over {target.http_scheme}://, but write it that way",
+            f"matches (Socket.IO polling, health checks): viteproxy sends them over "
+            f"{target.http_scheme}://, as Vite 8.3 (http-proxy-3 1.23) does; Vites on the older "
+            "node-http-proxy failed them, so write it that way if the config must work there too",
             f"target: {fixed!r} with ws: true", "warning",
         )
     return target
@@ -525,7 +638,7 @@ def _rule(r: _Reader, index: int, key: str, k_node: yaml.Node, v_node: yaml.Node
     if key.startswith("^"):
         try:
             regex = compile_js(key)
-        except re.error as e:
+        except JSRegexError as e:
             r.issue(Code.INVALID_REGEX, k_node, where, f"rule key is not a valid regex: {e}",
                     "escape special characters, e.g. '^/api/v\\d+'")
             ok = False
@@ -563,7 +676,8 @@ def _rule(r: _Reader, index: int, key: str, k_node: yaml.Node, v_node: yaml.Node
             target_seen = True
             target = _target(r, ov_node, okey, rule=True)
             ok = ok and target is not None
-        elif name in ("changeOrigin", "rewriteWsOrigin", "ws", "xfwd", "secure"):
+        elif name in ("changeOrigin", "rewriteWsOrigin", "ws", "xfwd", "secure", "prependPath",
+                      "ignorePath"):
             b = r.boolean(ov_node, okey)
             ok = ok and b is not None
             opts[name] = b
@@ -588,6 +702,13 @@ def _rule(r: _Reader, index: int, key: str, k_node: yaml.Node, v_node: yaml.Node
             sp = _subprotocols(r, ov_node, okey)
             ok = ok and sp is not None
             opts["subprotocols"] = sp
+        elif name == "auth":
+            auth = r.value(ov_node)
+            if not isinstance(auth, str) or ":" not in auth or "\n" in auth or "\r" in auth:
+                r.issue(Code.INVALID_TYPE, ov_node, okey, f"expected 'user:password', got {auth!r}",
+                        "e.g. auth: 'admin:secret' (sent as Authorization: Basic ...)")
+                ok = False
+            opts["auth"] = auth
         elif name == "bypass":
             bp = _bypass(r, ov_node, okey)
             ok = ok and bp is not None
@@ -595,7 +716,7 @@ def _rule(r: _Reader, index: int, key: str, k_node: yaml.Node, v_node: yaml.Node
         elif name in UNSUPPORTED_RULE_KEYS:
             r.issue(Code.UNSUPPORTED_OPTION, ok_node, okey,
                     f"{name!r} is a JavaScript-only or unsupported option and is ignored",
-                    severity="warning")
+                    UNSUPPORTED_RULE_KEYS[name], severity="warning")
         else:
             r.unknown(ok_node, okey, name, RULE_KEYS)
             ok = False
@@ -619,6 +740,9 @@ def _rule(r: _Reader, index: int, key: str, k_node: yaml.Node, v_node: yaml.Node
         proxy_timeout_ms=opts.get("proxyTimeout"),
         subprotocols=opts.get("subprotocols"),
         bypass=opts.get("bypass"),
+        auth=opts.get("auth"),
+        prepend_path=opts.get("prependPath") is not False,
+        ignore_path=opts.get("ignorePath") or False,
         regex=regex,
     )
 
@@ -638,7 +762,7 @@ def _rewrites(r: _Reader, node: yaml.Node, key: str) -> tuple[Rewrite, ...] | No
             continue
         try:
             compiled = compile_js(pattern)
-        except re.error as e:
+        except JSRegexError as e:
             r.issue(Code.INVALID_REGEX, k_node, rkey, f"not a valid regex: {e}",
                     "e.g. '^/api' (quote it in YAML)")
             ok = False
@@ -717,7 +841,7 @@ def _subprotocols(r: _Reader, node: yaml.Node, key: str) -> Subprotocols | None:
 
 def _bypass(r: _Reader, node: yaml.Node, key: str) -> Bypass | None:
     subprotocols: tuple[str, ...] = ()
-    headers: list[tuple[str, re.Pattern[str]]] = []
+    headers: list[tuple[str, JSRegex]] = []
     ok = True
     for name, k_node, v_node in r.mapping(node, key, "a mapping with subprotocols and/or headers"):
         if name == "subprotocols":
@@ -729,7 +853,7 @@ def _bypass(r: _Reader, node: yaml.Node, key: str) -> Bypass | None:
                 pat = r.value(hv_node)
                 try:
                     headers.append((hname, compile_js(str(pat))))
-                except re.error as e:
+                except JSRegexError as e:
                     r.issue(Code.INVALID_REGEX, hv_node, f"{key}.headers.{hname}", f"not a valid regex: {e}")
                     ok = False
         else:
@@ -761,6 +885,19 @@ def _lint(rules: list[Rule], server: Server, file: str) -> Iterator[Issue]:
                 "frames it cannot parse",
                 "add bypass: {subprotocols: [vite-hmr, vite-ping]}, or narrow the key", "warning",
             )
+        patterns = [(where, rule.regex.source)] if rule.regex is not None else []
+        patterns += [(f"{where}.rewrite.{rw.pattern.source}", rw.pattern.source) for rw in rule.rewrites]
+        for key, source in patterns:
+            nested = nested_quantifier(source)
+            if nested:
+                yield Issue(
+                    Code.REGEX_NESTED_QUANTIFIER, file, rule.line, key,
+                    f"{nested!r} repeats a part that is itself repeated: on a path that almost "
+                    f"matches, this takes exponential time (the proxy stops a match after "
+                    f"{MATCH_TIMEOUT * 1000:.0f} ms and answers REGEX_TIMEOUT)",
+                    "repeat once, e.g. '(a+)+' -> 'a+', '(\\d+/)*' is fine only if its parts cannot overlap",
+                    "warning",
+                )
     for i, later in enumerate(rules):
         for earlier in rules[:i]:
             if earlier.regex is None and later.key.startswith(earlier.key) and (

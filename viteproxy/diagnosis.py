@@ -20,7 +20,7 @@ __all__ = [
     "Diagnosis", "backend_closed_abnormally", "classify_connect_error", "connect_refused",
     "connect_timeout", "dns_failure", "from_issue", "hmr_captured",
     "idle_timeout", "listen_failed", "listen_peer_taken", "localhost_mismatch", "no_rule",
-    "render", "socketio_polling_only", "tls_failed", "upstream_error",
+    "regex_timeout", "render", "socketio_polling_only", "tls_failed", "upstream_error",
 ]
 
 
@@ -46,6 +46,19 @@ class Diagnosis:
 
     def one_line(self) -> str:
         return f"{self.code}: {self.summary} Fix: {self.fix}"
+
+
+def regex_timeout(source: str, url: str, timeout_s: float, rule: str | None) -> Diagnosis:
+    """A rule key or rewrite whose regex ran past its time limit on this URL."""
+    return Diagnosis(
+        Code.REGEX_TIMEOUT, 500,
+        f"The regex {source!r} ran longer than {timeout_s * 1000:.0f} ms on {url} and was "
+        "stopped: it backtracks catastrophically on this input. Other requests were not held up.",
+        "rewrite the pattern so that no repeated part can match the same text in two ways "
+        "(e.g. '(a+)+' -> 'a+', '(a|a)+' -> 'a+'); the config lint names nested quantifiers "
+        "(REGEX_NESTED_QUANTIFIER).",
+        rule=rule, facts=(("regex", source), ("url", url)),
+    )
 
 
 def no_rule(miss: Miss) -> Diagnosis:
@@ -129,8 +142,8 @@ def localhost_mismatch(host: str, port: int, resolved: list[str], listening: lis
     literal = listening[0].rsplit(":", 1)[0] if listening else "127.0.0.1"
     if works_here:
         summary = (f"{host} resolves to {', '.join(resolved)} but the backend listens on {on} only. "
-                   f"This proxy fell back to {on}, but Vite (Node) tries {first} and fails with "
-                   f"ECONNREFUSED {first}.")
+                   f"This proxy fell back to {on}, and so does Vite on Node 20+ (autoSelectFamily); "
+                   f"Vite on Node 17-19 tries {first} only and fails with ECONNREFUSED {first}.")
     else:
         summary = (f"{host} resolves to {', '.join(resolved) or 'nothing'} here, where nothing "
                    f"listens, but the backend listens on {on}.")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from .codes import Code
+from .urlpath import outgoing_path
 
 __all__ = ["Target", "TargetError", "parse_target"]
 
@@ -49,6 +50,7 @@ class Target:
     host: str
     port: int
     path: str  # "" or a prefix such as "/v1" that http-proxy prepends
+    search: str = ""  # "?key=1": a query http-proxy-3 merges into every request's
 
     @property
     def tls(self) -> bool:
@@ -73,8 +75,8 @@ class Target:
         return f"{self.http_scheme}://{self.hostport}"
 
     def url_for(self, path: str) -> str:
-        """The upstream URL for a (rewritten) request path, as http-proxy joins them."""
-        return f"{self.http_scheme}://{self.hostport}{join_path(self.path, path)}"
+        """The upstream URL for a (rewritten) request path, as http-proxy-3 joins them."""
+        return f"{self.http_scheme}://{self.hostport}{outgoing_path(self.path, self.search, path)}"
 
     @property
     def is_localhost_name(self) -> bool:
@@ -88,22 +90,6 @@ class Target:
             return ipaddress.ip_address(self.host).is_loopback
         except ValueError:
             return False
-
-
-def join_path(prefix: str, path: str) -> str:
-    """Join a target's path prefix and a request path the way http-proxy does.
-
-    http-proxy's urlJoin collapses the slash between them, so `/v1` + `/users`
-    is `/v1/users` and `/v1/` + `/users` is `/v1/users` too. An empty rewritten
-    path stays valid HTTP: it becomes `/`.
-    """
-    if not prefix or prefix == "/":
-        return path if path.startswith("/") else "/" + path
-    if not path or path == "/":
-        return prefix if path == "" else prefix.rstrip("/") + "/"
-    if path.startswith("?"):
-        return prefix + path
-    return prefix.rstrip("/") + "/" + path.lstrip("/")
 
 
 def parse_target(value: object) -> Target:
@@ -156,8 +142,9 @@ def parse_target(value: object) -> Target:
             Code.TARGET_INVALID, raw,
             "credentials in the target URL are not sent; put them in the rule's headers",
         )
-    if parts.query or parts.fragment:
-        raise TargetError(Code.TARGET_INVALID, raw, "target must not have a query or fragment")
+    if parts.fragment:
+        raise TargetError(Code.TARGET_INVALID, raw, "target must not have a fragment (#...)",
+                          raw.split("#", 1)[0])
     if port == 0:
         raise TargetError(Code.TARGET_BAD_PORT, raw, "target port 0 is not a port a backend listens on")
 
@@ -178,4 +165,6 @@ def parse_target(value: object) -> Target:
         host=host,
         port=port if port is not None else DEFAULT_PORTS[scheme],
         path="" if path == "/" else path,
+        # A query is merged into every request's own, as Vite (http-proxy-3's urlJoin) does.
+        search=f"?{parts.query}" if parts.query else "",
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .devserver import DevServer
 from .explainer import Explainer
 from .recorder import Recorder
 from .router import Router
@@ -16,8 +17,10 @@ __all__ = ["make_addons"]
 def make_addons() -> list[Any]:
     router = Router()
     timeouts = Timeouts(router)
-    # Timeouts, Explainer and Subprotocols read the route the Router chose in
-    # the same hook, so they come after it; the Explainer asks Timeouts what
-    # expired. Recorder last: it logs each flow in the state the other addons
-    # left it (diagnosed, the 101 as repaired).
-    return [router, timeouts, Explainer(router, timeouts), Subprotocols(router), Recorder()]
+    # DevServer first: Vite's own checks (Host, CORS, bad request targets) run
+    # before its proxy, and a request they answer is never routed. Timeouts,
+    # Explainer and Subprotocols read the route the Router chose in the same
+    # hook, so they come after it; the Explainer asks Timeouts what expired.
+    # Recorder last: it logs each flow in the state the other addons left it
+    # (diagnosed, the 101 as repaired).
+    return [DevServer(router), router, timeouts, Explainer(router, timeouts), Subprotocols(router), Recorder()]

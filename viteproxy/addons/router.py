@@ -22,12 +22,13 @@ from mitmproxy.proxy import mode_specs
 
 from ..annotate import note_route, record_diagnosis
 from ..config import Config, ConfigError, load_config
-from ..diagnosis import Diagnosis, no_rule, render
+from ..diagnosis import Diagnosis, no_rule, regex_timeout, render
 from ..flowmeta import KEY as META  # noqa: F401  (an alias for code written before flowmeta.meta)
 from ..flowmeta import FlowMeta, meta
+from ..jsregex import RegexTimeout
 from ..routing import Miss, Route, is_websocket_upgrade, route, upstream_headers
 
-__all__ = ["Router", "record_diagnosis"]
+__all__ = ["Router", "answer", "record_diagnosis"]
 
 logger = logging.getLogger("viteproxy")
 
@@ -154,7 +155,19 @@ class Router:
             return
         req = flow.request
         upgrade = is_websocket_upgrade(req.headers)
-        found = route(self.config, req.path, req.headers, upgrade)
+        url = req.path
+        if req.authority and req.http_version.startswith("HTTP/1"):
+            # An absolute-form request line (the DevServer let only our own host
+            # through): Node's req.url is the whole URL, and Vite matches rules on it.
+            url = f"{req.scheme}://{req.authority}{req.path}"
+        try:
+            found = route(self.config, url, req.headers, upgrade)
+        except RegexTimeout as e:
+            rule = next((r.key for r in self.config.rules if e.source in (
+                r.regex.source if r.regex else None, *(rw.pattern.source for rw in r.rewrites))), None)
+            self._answer(flow, regex_timeout(e.source, url, e.timeout, rule),
+                         kind="ws" if upgrade else "http", url=url)
+            return
         if isinstance(found, Miss):
             self._answer(flow, no_rule(found), kind=found.kind, url=found.url)
             return
@@ -205,12 +218,15 @@ class Router:
         req.host = r.target.host
         req.port = r.target.port
         req.path = r.upstream_path
+        if req.http_version.startswith("HTTP/1"):
+            # The backend gets origin-form, as http-proxy-3 sends it, whatever the client wrote.
+            req.authority = ""
         listen = flow.client_conn.sockname
         upstream_headers(
             r, req.headers, original_host=original_host,
             client_ip=flow.client_conn.peername[0] if flow.client_conn.peername else "",
             client_tls=flow.client_conn.tls_established,
-            listen_port=listen[1] if listen else None,
+            listen_port=listen[1] if listen else None, method=req.method,
         )
         fields: FlowMeta = {
             "kind": r.kind,
@@ -229,16 +245,22 @@ class Router:
         note_route(flow, fields)
 
     def _answer(self, flow: http.HTTPFlow, diag: Diagnosis, *, kind: str, url: str) -> None:
-        _show_as_asked(flow)
-        content_type, body = render(diag, flow.request.headers.get("accept", ""))
-        flow.response = http.Response.make(
-            diag.status, body,
-            {"content-type": content_type, "x-viteproxy-diagnosis": diag.code,
-             "cache-control": "no-store"},
-        )
-        note_route(flow, {"kind": kind, "rule": diag.rule, "url": url})
-        # Like every other diagnosis: metadata, comment, mark and mitmdump's log.
-        record_diagnosis(flow, diag)
+        answer(flow, diag, kind=kind, url=url)
+
+
+def answer(flow: http.HTTPFlow, diag: Diagnosis, *, kind: str, url: str) -> None:
+    """Answer a request from the proxy itself with a diagnosis (no backend is asked)."""
+    # The Router's own answers and the DevServer's take this one path.
+    _show_as_asked(flow)
+    content_type, body = render(diag, flow.request.headers.get("accept", ""))
+    flow.response = http.Response.make(
+        diag.status, body,
+        {"content-type": content_type, "x-viteproxy-diagnosis": diag.code,
+         "cache-control": "no-store"},
+    )
+    note_route(flow, {"kind": kind, "rule": diag.rule, "url": url})
+    # Like every other diagnosis: metadata, comment, mark and mitmdump's log.
+    record_diagnosis(flow, diag)
 
 
 def _show_as_asked(flow: http.HTTPFlow) -> None:
