@@ -686,3 +686,66 @@ class ViteServer:
     def stop(self) -> None:
         terminate(self.proc)
         self._out.close()
+
+
+class CounterBackend:
+    """tests/peers/counter_server.py as a real process: a stateful WebSocket counter.
+
+    `bug=True` starts it with the behaviour change a replay must notice.
+    """
+
+    def __init__(self, bug: bool = False, port: int = 0) -> None:
+        args = [sys.executable, str(ROOT / "tests" / "peers" / "counter_server.py"), "--port", str(port)]
+        self.proc = subprocess.Popen(args + (["--bug"] if bug else []), stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()  # blocks until it listens (or dies: then "")
+        if not line.startswith("listening "):
+            terminate(self.proc)
+            raise AssertionError(f"counter_server did not start: {line!r}")
+        self.port = int(line.split()[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        terminate(self.proc)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+def run_viteproxy(*args: str, timeout: float = 60, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """`viteproxy ARGS` (the worktree's package) to completion: stdout, stderr, returncode."""
+    return subprocess.run([sys.executable, "-m", "viteproxy", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=cwd or ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"})
+
+
+class ViteproxyProcess:
+    """A long-running `viteproxy SUBCOMMAND` (e.g. `replay server`), output collected as it comes."""
+
+    def __init__(self, *args: str, cwd: Path | None = None) -> None:
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "viteproxy", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, cwd=cwd or ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"})
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    def wait_for(self, text: str, timeout: float = 20) -> str:
+        def seen() -> str | None:
+            if self.proc.poll() is not None and not any(text in line for line in self.lines):
+                raise AssertionError(f"viteproxy exited with {self.proc.returncode}:\n{''.join(self.lines)}")
+            return next((line for line in self.lines if text in line), None)
+
+        return wait_until(seen, timeout, f"{text!r} in the output")
+
+    def stop(self) -> None:
+        terminate(self.proc)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
