@@ -749,3 +749,34 @@ class ViteproxyProcess:
         terminate(self.proc)
         if self.proc.stdout is not None:
             self.proc.stdout.close()
+
+
+BINARY = bytes([0, 1, 2, 255, 128])
+
+
+def counter_client_session(port: int) -> dict[str, Any]:
+    """What a frontend does: two connections, the first closed by the server (4001), the second by the client."""
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    seen: dict[str, Any] = {}
+    with connect(f"ws://127.0.0.1:{port}/ws/counter?room=a", subprotocols=["counter.v1"]) as ws:  # type: ignore[list-item]
+        seen["protocol"] = ws.subprotocol
+        seen["hello"] = json.loads(ws.recv(5))
+        ws.send(json.dumps({"op": "inc", "by": 2}))
+        seen["count"] = json.loads(ws.recv(5))
+        ws.send(BINARY)
+        seen["binary"] = ws.recv(5)
+        ws.send(json.dumps({"op": "bye"}))
+        try:
+            ws.recv(5)
+            raise AssertionError("the server did not close after bye")
+        except ConnectionClosed:
+            pass
+        seen["close"] = (ws.protocol.close_rcvd.code, ws.protocol.close_rcvd.reason)  # type: ignore[union-attr]
+    with connect(f"ws://127.0.0.1:{port}/ws/counter?room=b", subprotocols=["counter.v1"]) as ws:  # type: ignore[list-item]
+        ws.recv(5)
+        ws.send(json.dumps({"op": "inc", "by": 1}))
+        ws.recv(5)
+        ws.close(4000, "done")
+    return seen

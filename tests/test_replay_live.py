@@ -16,64 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import connect
 
-from support import CounterBackend, Proxy, read_jsonl, run_viteproxy, wait_until
-from viteproxy.session import load
-
-BINARY = bytes([0, 1, 2, 255, 128])
-
-
-def client_session(port: int) -> dict[str, Any]:
-    """What a frontend does: two connections, the first closed by the server (4001), the second by the client."""
-    seen: dict[str, Any] = {}
-    with connect(f"ws://127.0.0.1:{port}/ws/counter?room=a", subprotocols=["counter.v1"]) as ws:  # type: ignore[list-item]
-        seen["protocol"] = ws.subprotocol
-        seen["hello"] = json.loads(ws.recv(5))
-        ws.send(json.dumps({"op": "inc", "by": 2}))
-        seen["count"] = json.loads(ws.recv(5))
-        ws.send(BINARY)
-        seen["binary"] = ws.recv(5)
-        ws.send(json.dumps({"op": "bye"}))
-        with pytest.raises(ConnectionClosed):
-            ws.recv(5)
-        seen["close"] = (ws.protocol.close_rcvd.code, ws.protocol.close_rcvd.reason)  # type: ignore[union-attr]
-    with connect(f"ws://127.0.0.1:{port}/ws/counter?room=b", subprotocols=["counter.v1"]) as ws:  # type: ignore[list-item]
-        ws.recv(5)
-        ws.send(json.dumps({"op": "inc", "by": 1}))
-        ws.recv(5)
-        ws.close(4000, "done")
-    return seen
+from support import BINARY, CounterBackend, Proxy, run_viteproxy
 
 
 @pytest.fixture(scope="module")
-def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """One recording through a real mitmdump, shared by the tests of this module."""
-    work = tmp_path_factory.mktemp("replay")
-    backend = CounterBackend()
-    rules = {"proxy": {"/ws": {"target": backend.url, "ws": True}}}
-    proxy = Proxy(work / "proxy", rules,
-                  args=("--set", "viteproxy_payloads=full", "--set", "save_stream_file=flows.mitm",
-                        "--set", "viteproxy_keep_messages=-1"))
-    replay_proxy = None
-    log = proxy.workdir / "viteproxy.jsonl"
-    try:
-        seen = client_session(proxy.port)
-        wait_until(lambda: sum(r["event"] == "ws_close" for r in read_jsonl(log)) == 2, 15, "both closes in the log")
-        proxy.stop()  # mitmproxy 11 flushes flows.mitm only then
-        mitm = proxy.workdir / "flows.mitm"
-        assert len(load(mitm).connections) == 2
-        port = backend.port
-        backend.stop()
-        # A second proxy on the same rules, to replay through: its log is not the session's.
-        replay_proxy = Proxy(work / "proxy2", rules)
-        yield {"log": log, "proxy": replay_proxy, "port": port, "seen": seen, "mitm": mitm}
-    finally:
-        proxy.stop()
-        if replay_proxy is not None:
-            replay_proxy.stop()
-        backend.stop()
+def recorded(counter_session: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """The session, and a proxy on the same rules to replay through (its log is not the session's)."""
+    proxy = Proxy(tmp_path_factory.mktemp("replay-proxy"),
+                  {"proxy": {"/ws": {"target": f"http://127.0.0.1:{counter_session['port']}", "ws": True}}})
+    yield {**counter_session, "proxy": proxy}
+    proxy.stop()
 
 
 @pytest.fixture

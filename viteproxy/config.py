@@ -135,6 +135,8 @@ class Rule:
     subprotocols: Subprotocols | None = None
     bypass: Bypass | None = None
     regex: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+    # A recorded session served instead of forwarding (the proxy stands in for the backend).
+    replay: str | None = None
 
     @property
     def ws_enabled(self) -> bool:
@@ -186,6 +188,7 @@ RULE_KEYS: dict[str, str] = {
     "proxyTimeout": "milliseconds, e.g. 30000",
     "subprotocols": "a list of protocols, or {mode: append|replace, values: [...]}",
     "bypass": "{subprotocols: [vite-hmr]} or {headers: {Accept: 'text/html'}}",
+    "replay": "a recorded session to serve instead of the target, e.g. sessions/chat.jsonl",
 }
 # Options of Vite / http-proxy that have no YAML meaning or are not implemented:
 # copying them from a vite.config must not be fatal.
@@ -544,6 +547,10 @@ def _rule(r: _Reader, index: int, key: str, k_node: yaml.Node, v_node: yaml.Node
             bp = _bypass(r, ov_node, okey)
             ok = ok and bp is not None
             opts["bypass"] = bp
+        elif name == "replay":
+            rp = _replay(r, ov_node, okey)
+            ok = ok and rp is not None
+            opts["replay"] = rp
         elif name in UNSUPPORTED_RULE_KEYS:
             r.issue("UNSUPPORTED_OPTION", ok_node, okey,
                     f"{name!r} is a JavaScript-only or unsupported option and is ignored",
@@ -572,7 +579,23 @@ def _rule(r: _Reader, index: int, key: str, k_node: yaml.Node, v_node: yaml.Node
         subprotocols=opts.get("subprotocols"),
         bypass=opts.get("bypass"),
         regex=regex,
+        replay=opts.get("replay"),
     )
+
+
+def _replay(r: _Reader, node: yaml.Node, key: str) -> str | None:
+    """The recording's path, relative to the rules file's folder; it must exist."""
+    v = r.value(node)
+    if not isinstance(v, str) or not v.strip():
+        r.issue("INVALID_TYPE", node, key, f"expected the path of a recorded session, got {v!r}",
+                "e.g. replay: sessions/chat.jsonl (a log written with viteproxy_payloads=full, a .mitm or a .har)")
+        return None
+    path = Path(r.file).parent / v.strip()
+    if not path.is_file():
+        r.issue("REPLAY_NOT_FOUND", node, key, f"no recorded session at {str(path)!r}",
+                "record one with --set viteproxy_payloads=full, or give the path from the rules file's folder")
+        return None
+    return str(path)
 
 
 def _rewrites(r: _Reader, node: yaml.Node, key: str) -> tuple[Rewrite, ...] | None:
@@ -713,6 +736,13 @@ def _lint(rules: list[Rule], server: Server, file: str) -> Iterator[Issue]:
                 "(subprotocol vite-hmr): the page stops hot-reloading and the backend sees "
                 "frames it cannot parse",
                 "add bypass: {subprotocols: [vite-hmr, vite-ping]}, or narrow the key", "warning",
+            )
+    for rule in rules:
+        if rule.replay and not rule.ws_enabled:
+            yield Issue(
+                "REPLAY_WITHOUT_WS", file, rule.line, f"proxy.{rule.key}",
+                "replay: serves WebSocket upgrades, and this rule takes none",
+                "add ws: true", "warning",
             )
     for i, later in enumerate(rules):
         for earlier in rules[:i]:

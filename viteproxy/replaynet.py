@@ -13,9 +13,10 @@ classes are internals that change between its lines).
 - `StandIn` accepts handshakes and answers with a recorded connection: the
   recorded subprotocol, the recorded server messages in step with the
   client's messages (`reply`) or on the recorded timing, then the recorded
-  close. The Nth connection to a path gets the Nth recorded connection for
-  that path (the path as the client asked, or as the proxy rewrote it); a
-  path never recorded gets the next connection in recorded order.
+  close. The Nth connection to a URL gets the Nth recorded connection for
+  that path and query (else for that path; the path as the client asked, or
+  as the proxy rewrote it); a path never recorded gets the next connection
+  in recorded order; once all are served, they are served again.
 """
 
 from __future__ import annotations
@@ -211,12 +212,15 @@ class StandIn:
         self.served = 0
 
     def pick(self, path_qs: str) -> Connection:
+        """The next recorded connection for this URL: same path and query, else same path, else any."""
         path = path_qs.partition("?")[0]
         conns = self.recording.connections
-        candidates = [i for i, c in enumerate(conns)
-                      if c.path == path or (c.upstream_path or "").partition("?")[0] == path]
-        if not candidates:
-            candidates = list(range(len(conns)))
+        tiers = (
+            lambda c: path_qs in (c.url, c.upstream_path),
+            lambda c: path in (c.path, (c.upstream_path or "").partition("?")[0]),
+            lambda c: True,
+        )
+        candidates = next(found for tier in tiers if (found := [i for i, c in enumerate(conns) if tier(c)]))
         unused = [i for i in candidates if i not in self._used]
         if not unused:  # every recording for this path served once: start over
             self._used -= set(candidates)

@@ -6,6 +6,7 @@ from typing import Any
 
 from .explainer import Explainer
 from .recorder import Recorder
+from .replay import Replay
 from .router import Router
 from .subprotocols import Subprotocols
 
@@ -17,4 +18,6 @@ def make_addons() -> list[Any]:
     # Explainer and Subprotocols read the route the Router chose in the same
     # hook, so they come after it; Recorder last: it logs each flow in the
     # state the other addons left it (diagnosed, the 101 as repaired).
-    return [router, Explainer(router), Subprotocols(router), Recorder()]
+    # Replay right after the Router: it sends the upgrades of `replay:` rules
+    # to a stand-in before anything connects upstream.
+    return [router, Replay(router), Explainer(router), Subprotocols(router), Recorder()]
