@@ -20,24 +20,9 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from support import BINARY, Proxy, ViteproxyProcess, free_port, read_jsonl, run_viteproxy, wait_until
+from support import BINARY, PAGE_SESSION, Proxy, ViteproxyProcess, free_port, read_jsonl, run_viteproxy, wait_until
 from viteproxy.session import Recording, load
 
-PAGE_SESSION = """async (url) => await new Promise((resolve) => {
-  const r = {protocol: null, messages: [], close: null};
-  const ws = new WebSocket(url, ['counter.v1']);
-  ws.binaryType = 'arraybuffer';
-  // The recorded client: each answer triggers its next message.
-  const script = [JSON.stringify({op: 'inc', by: 2}), new Uint8Array([0, 1, 2, 255, 128]),
-                  JSON.stringify({op: 'bye'})];
-  ws.onopen = () => { r.protocol = ws.protocol; };
-  ws.onmessage = (e) => {
-    r.messages.push(typeof e.data === 'string' ? {text: e.data} : {binary: Array.from(new Uint8Array(e.data))});
-    const next = script.shift();
-    if (next !== undefined) ws.send(next);
-  };
-  ws.onclose = (e) => { r.close = [e.code, e.reason]; resolve(r); };
-})"""
 
 
 def recorded_answers(recording: Recording, index: int = 0) -> list[dict[str, Any]]:

@@ -84,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--html", metavar="FILE", help="also write an HTML report with message-rate charts")
     parser.add_argument("--all", action="store_true", help="list every HTTP request, not only failed ones")
+    parser.add_argument("--har", metavar="FILE",
+                        help="also write the WebSocket connections as a HAR file (Chrome DevTools' _webSocketMessages)")
     args = parser.parse_args(argv)
 
     warnings: list[str] = []
@@ -113,6 +115,12 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.write("\n".join(render_timeline(c) for c in found))
         return 1 if any(c.problems for c in found) else 0
 
+    if args.har:
+        try:
+            _write_har(records, ", ".join(args.logs), args.har)
+        except OSError as e:
+            print(f"report: cannot write {args.har}: {e.strerror}", file=sys.stderr)
+            return 2
     if args.html:
         try:
             Path(args.html).write_text(render_html(session, ", ".join(args.logs)), encoding="utf-8")
@@ -121,6 +129,18 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     sys.stdout.write(render_json(session) if args.json else render_table(session, include_http=args.all))
     return 1 if session.problems or bad_lines else 0
+
+
+def _write_har(records: list[dict[str, Any]], source: str, path: str) -> None:
+    from .har import write_har
+    from .session import from_records
+
+    recording = from_records(records, source, strict=False)
+    write_har(recording, path)
+    cut = sum(any(m.truncated for m in c.messages) for c in recording.connections)
+    if cut:
+        print(f"report: {path}: {cut} connection(s) hold only payload previews; "
+              "record with --set viteproxy_payloads=full for whole messages", file=sys.stderr)
 
 
 if __name__ == "__main__":
