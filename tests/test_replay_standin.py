@@ -24,7 +24,6 @@ from support import BINARY, PAGE_SESSION, Proxy, ViteproxyProcess, free_port, re
 from viteproxy.session import Recording, load
 
 
-
 def recorded_answers(recording: Recording, index: int = 0) -> list[dict[str, Any]]:
     return [{"text": m.text} if m.is_text else {"binary": list(m.data)}
             for m in recording.connections[index].server_messages]
