@@ -7,8 +7,10 @@ WebSocket request as an entry with `_resourceType: "websocket"` and
 base64, as the DevTools protocol delivers binary payloads), `time` the frame's
 time in seconds. HAR has no place for the close code: viteproxy keeps it (and
 the connection id) in an `_viteproxy` object of the entry, which other tools
-ignore. Times are read relative to the first message when they are not epoch
-seconds (DevTools writes its monotonic clock there).
+ignore. Message times are read relative to `startedDateTime` when they are
+wall-clock seconds after it (today's DevTools converts its monotonic clock with
+`pseudoWallTime`; older exports hold the monotonic clock), else relative to the
+first message.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from .session import Close, Connection, Message, Recording, SessionError
 __all__ = ["read_har", "recording_from_har", "to_har", "write_har"]
 
 _TEXT, _BINARY = 1, 2
-_EPOCH_2001 = 978307200.0  # any wall-clock time is later than this; a monotonic clock is not
 
 
 def read_har(path: Path, *, strict: bool = True) -> Recording:
@@ -74,7 +75,8 @@ def _connection(entry: dict[str, Any], n: int, source: str, strict: bool) -> Con
     raw = entry.get("_webSocketMessages") or []
     times: list[float] = [float(m["time"]) for m in raw
                           if isinstance(m, dict) and isinstance(m.get("time"), int | float)]
-    epoch = bool(times) and min(times) > _EPOCH_2001 and started is not None
+    # Wall-clock times (today's DevTools, viteproxy) follow startedDateTime; a monotonic clock does not.
+    epoch = bool(times) and started is not None and min(times) >= started - 1.0
     origin = started if epoch else (min(times) if times else 0.0)
     messages = []
     for i, m in enumerate(raw):

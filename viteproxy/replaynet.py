@@ -244,7 +244,9 @@ class StandIn:
             self.server = None
 
     def _process_request(self, connection: ServerConnection, request: Any) -> None:
-        self._assigned[id(connection)] = self.pick(request.path)
+        # A plain HTTP request gets websockets' 426 and must not use up a recorded connection.
+        if request.headers.get("upgrade", "").lower() == "websocket":
+            self._assigned[id(connection)] = self.pick(request.path)
 
     def _select_subprotocol(self, connection: ServerConnection, offered: Sequence[str]) -> str | None:
         conn = self._assigned.get(id(connection))

@@ -173,7 +173,7 @@ def load(path: str | Path, *, strict: bool = True) -> Recording:
         try:
             records = records_from_flow_file(p, policy=PayloadPolicy("full"))
         except FlowFileError as e:
-            raise SessionError(str(p), e.msg) from None
+            raise SessionError(str(p), f"not a readable mitmproxy flow file: {e.msg}") from None
         return from_records(records, str(p), strict=strict)
     return from_records(_jsonl(p), str(p), strict=strict)
 
