@@ -68,7 +68,8 @@ def test_jsonl_reader_builds_connections(tmp_path: Path) -> None:
     ({}, "viteproxy_payloads=full"),
     ({"payload_b64": "!!"}, "not base64"),
 ])
-def test_jsonl_reader_refuses_partial_payloads_with_the_line(tmp_path: Path, line: dict[str, Any], problem: str) -> None:
+def test_jsonl_reader_refuses_partial_payloads_with_the_line(tmp_path: Path, line: dict[str, Any],
+                                                             problem: str) -> None:
     lines = session_lines()
     msg = {k: v for k, v in lines[2].items() if k not in ("payload", "payload_b64")}
     msg.update({k: v for k, v in line.items() if v is not None})
