@@ -298,3 +298,23 @@ def test_replay_addon_with_an_unreadable_recording_logs_and_forwards(tmp_path: P
 def test_connection_helpers() -> None:
     c = Connection("id", "/p?q", request_headers=(("Origin", "o"),))
     assert c.header("origin") == "o" and c.header("x") is None and c.offered == ()
+
+
+def test_written_har_has_what_devtools_importer_requires() -> None:
+    """The fields devtools-frontend's HARFormat.ts parses with safeDate/safeNumber (it throws
+    without them) and Importer.ts needs to rebuild WebSocket frames (time, type, opcode, data)."""
+    from datetime import datetime
+
+    doc = to_har(from_records(session_lines(), "s.jsonl"))
+    log = doc["log"]
+    assert isinstance(log["entries"], list) and isinstance(log["pages"], list) and log["creator"]["name"]
+    for e in log["entries"]:
+        datetime.fromisoformat(e["startedDateTime"].replace("Z", "+00:00"))
+        for value in (e["time"], e["request"]["headersSize"], e["request"]["bodySize"], e["response"]["status"],
+                      e["response"]["headersSize"], e["response"]["bodySize"], e["response"]["content"]["size"],
+                      e["timings"]["send"], e["timings"]["wait"], e["timings"]["receive"]):
+            assert isinstance(value, int | float)
+        assert e["_resourceType"] == "websocket"  # Common.ResourceType name of WebSocket
+        for m in e["_webSocketMessages"]:
+            assert m["type"] in ("send", "receive") and m["opcode"] in (1, 2)
+            assert isinstance(m["time"], float) and isinstance(m["data"], str)

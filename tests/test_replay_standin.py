@@ -148,3 +148,17 @@ def test_replay_rule_errors_are_located(tmp_path: Path) -> None:
                           str(tmp_path / "rules.yaml"))
     assert config.rules[0].replay == str(tmp_path / "s.jsonl")
     assert [w.code for w in config.warnings] == ["REPLAY_WITHOUT_WS"]
+
+
+def test_timing_stand_in_against_timing_client(counter_session: dict[str, Any]) -> None:
+    proc = ViteproxyProcess("replay", "server", str(counter_session["mitm"]), "--listen", "0",
+                            "--sync", "timing", "--speed", "5")
+    try:
+        found = re.search(r"ws://127\.0\.0\.1:(\d+)/", proc.wait_for("recorded connection(s) from"))
+        assert found
+        r = run_viteproxy("replay", "client", str(counter_session["log"]), "--target",
+                          f"ws://127.0.0.1:{found.group(1)}", "--sync", "timing", "--speed", "5")
+    finally:
+        proc.stop()
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "2 of 2 connection(s) answered as recorded" in r.stdout
