@@ -5,8 +5,8 @@ have no setuptools to build this one, so the test writes the distribution
 metadata a `pip install` would write for this worktree's pyproject.toml (its
 `[project.entry-points.pytest11]` table, read with tomllib) into a folder on
 PYTHONPATH. pytest then discovers the plugin through importlib.metadata
-exactly as it does for an installed package. The example test file is the
-README's, with the recording and the backend's address filled in.
+exactly as it does for an installed package. The example test file is taken
+from the README, with the recording and the backend's address filled in.
 """
 
 from __future__ import annotations
@@ -20,27 +20,15 @@ from typing import Any
 
 from support import ROOT, CounterBackend
 
-EXAMPLE = '''\
-import json
 
-from websockets.sync.client import connect
-
-RECORDING = {recording!r}  # a viteproxy.jsonl written with --set viteproxy_payloads=full
-
-
-def test_backend_still_answers_as_recorded(ws_replay):
-    # Fails naming the first message that differs; timestamps are not compared.
-    ws_replay(RECORDING, target={target!r}, ignore=["$.ts"])
-
-
-def test_frontend_code_against_the_recording(ws_standin):
-    backend = ws_standin(RECORDING)  # a stand-in backend serving the recording
-    with connect(f"{{backend.url}}/ws/counter?room=a", subprotocols=["counter.v1"]) as ws:
-        assert ws.subprotocol == "counter.v1"
-        assert json.loads(ws.recv())["type"] == "hello"
-        ws.send(json.dumps({{"op": "inc", "by": 2}}))
-        assert json.loads(ws.recv())["count"] == 2
-'''
+def readme_example(recording: Path, target: str) -> str:
+    """The README's example test file, with its recording and backend address filled in."""
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("```python\n# tests/test_counter_recording.py") + len("```python\n")
+    code = readme[start:readme.index("```", start)]
+    assert '"sessions/counter.jsonl"' in code and '"http://127.0.0.1:3000"' in code
+    return code.replace('"sessions/counter.jsonl"', repr(str(recording))).replace(
+        '"http://127.0.0.1:3000"', repr(target))
 
 
 def installed_metadata(folder: Path) -> Path:
@@ -68,7 +56,7 @@ def test_installed_plugin_gives_both_fixtures(counter_session: dict[str, Any], t
     backend = CounterBackend()
     try:
         example = tmp_path / "test_counter_recording.py"
-        example.write_text(EXAMPLE.format(recording=str(counter_session["log"]), target=backend.url))
+        example.write_text(readme_example(counter_session["log"], backend.url))
         r = run_pytest(tmp_path, example)
     finally:
         backend.stop()
@@ -80,7 +68,7 @@ def test_a_changed_backend_fails_the_test_with_the_diff(counter_session: dict[st
     buggy = CounterBackend(bug=True)
     try:
         example = tmp_path / "test_counter_recording.py"
-        example.write_text(EXAMPLE.format(recording=str(counter_session["log"]), target=buggy.url))
+        example.write_text(readme_example(counter_session["log"], buggy.url))
         r = run_pytest(tmp_path, example)
     finally:
         buggy.stop()
