@@ -753,8 +753,9 @@ class ViteproxyProcess:
 
 BINARY = bytes([0, 1, 2, 255, 128])
 
-# The same client as counter_client_session's first connection, in a page: `page.evaluate(PAGE_SESSION, url)`.
-PAGE_SESSION = """async (url) => await new Promise((resolve) => {
+# The same client as counter_client_session's first connection, in a page:
+# `page.evaluate(PAGE_SESSION, url)`; `page.evaluate(f"(url) => ({PAGE_SESSION})(url, 3)", url)` closes after 3.
+PAGE_SESSION = """async (url, closeAfter) => await new Promise((resolve) => {
   const r = {protocol: null, messages: [], close: null};
   const ws = new WebSocket(url, ['counter.v1']);
   ws.binaryType = 'arraybuffer';
@@ -764,6 +765,8 @@ PAGE_SESSION = """async (url) => await new Promise((resolve) => {
   ws.onopen = () => { r.protocol = ws.protocol; };
   ws.onmessage = (e) => {
     r.messages.push(typeof e.data === 'string' ? {text: e.data} : {binary: Array.from(new Uint8Array(e.data))});
+    // closeAfter: for a server that will not close (a recording without its close)
+    if (closeAfter && r.messages.length === closeAfter) { ws.close(1000); return; }
     const next = script.shift();
     if (next !== undefined) ws.send(next);
   };

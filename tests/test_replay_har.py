@@ -12,10 +12,20 @@ code and reason.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
-from support import PAGE_SESSION, CounterBackend, DevtoolsHar, Proxy, read_jsonl, run_viteproxy, wait_until
+from support import (
+    PAGE_SESSION,
+    CounterBackend,
+    DevtoolsHar,
+    Proxy,
+    ViteproxyProcess,
+    read_jsonl,
+    run_viteproxy,
+    wait_until,
+)
 from viteproxy.session import Recording, load
 
 
@@ -59,6 +69,17 @@ def test_devtools_har_from_chromium_through_the_proxy_replays(tmp_path: Path, pa
         fresh.stop()
     assert r.returncode == 0, r.stdout + r.stderr
     assert "1 of 1 connection(s) answered as recorded" in r.stdout
+
+    # The same HAR as a stand-in: the page gets what the backend sent it the first time.
+    standin = ViteproxyProcess("replay", "server", str(har), "--listen", "0")
+    try:
+        port = re.search(r"ws://127\.0\.0\.1:(\d+)/", standin.wait_for("recorded connection(s) from"))
+        assert port
+        # A DevTools HAR holds no close: the stand-in waits for the page to close.
+        again = page.evaluate(f"(url) => ({PAGE_SESSION})(url, 3)", f"ws://127.0.0.1:{port.group(1)}/ws/counter?room=a")
+    finally:
+        standin.stop()
+    assert again["messages"] == got["messages"] and again["protocol"] == "counter.v1"
 
     buggy = CounterBackend(bug=True)
     try:

@@ -318,3 +318,37 @@ def test_written_har_has_what_devtools_importer_requires() -> None:
         for m in e["_webSocketMessages"]:
             assert m["type"] in ("send", "receive") and m["opcode"] in (1, 2)
             assert isinstance(m["time"], float) and isinstance(m["data"], str)
+
+
+def test_replay_client_opens_the_recorded_handshake(tmp_path: Path, backend: Any) -> None:
+    """Against tests/support.Backend (aiohttp, echoes): path and query, offered subprotocols,
+    the recorded Origin, --keep-header, -H; never a redacted value or the recorded key."""
+    backend.behaviour.ws_protocols = ("chat.v2",)
+    lines = session_lines(close={"ts": 102.0, "event": "ws_close", "id": "abc", "code": 4000, "reason": "done",
+                                 "closed_by": "client"})
+    lines[1]["request_headers"] += [["X-Tenant", "t1"], ["Cookie", "[redacted]"], ["Sec-WebSocket-Key", "abc"]]
+    # An echo backend answers each client message with itself.
+    lines[2:6] = [
+        {"ts": 100.5, "event": "ws_message", "id": "abc", "dir": "client->server", "type": "text", "seq": 1,
+         "payload": "one"},
+        {"ts": 100.6, "event": "ws_message", "id": "abc", "dir": "server->client", "type": "text", "seq": 2,
+         "payload": "one"},
+        {"ts": 100.7, "event": "ws_message", "id": "abc", "dir": "client->server", "type": "binary", "seq": 3,
+         "payload_b64": "AP8="},
+        {"ts": 100.8, "event": "ws_message", "id": "abc", "dir": "server->client", "type": "binary", "seq": 4,
+         "payload_b64": "AP8="},
+    ]
+    p = tmp_path / "s.jsonl"
+    p.write_text(jsonl(*lines))
+    r = run_viteproxy("replay", "client", str(p), "--target", backend.url + "/", "--keep-header", "x-tenant",
+                      "--keep-header", "cookie", "-H", "Authorization: Bearer fresh", "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = json.loads(r.stdout)["connections"][0]
+    assert (out["subprotocol"], out["close"], out["received"]) == ("chat.v2", [4000, "done"], 2)
+    seen = [s for s in backend.seen if s.websocket][0]
+    assert seen.path == "/ws/chat?x=1"
+    assert seen.headers["Origin"] == "http://127.0.0.1:5280" and seen.headers["X-Tenant"] == "t1"
+    assert seen.headers["Sec-WebSocket-Protocol"] == "chat.v2, chat.v1"
+    assert seen.headers["Authorization"] == "Bearer fresh"
+    assert "Cookie" not in seen.headers and seen.headers["Sec-WebSocket-Key"] != "abc"
+    assert backend.ws_messages == [("text", "one"), ("binary", b"\x00\xff")]

@@ -169,9 +169,11 @@ async def replay_connection(conn: Connection, target: str, *, sync: str = "reply
         if not reader.done():
             reader.cancel()
     if out.close_reason != "(still open: the server did not close)":
-        rcvd = ws.protocol.close_rcvd
-        out.close_code = rcvd.code if rcvd is not None else 1006
-        out.close_reason = rcvd.reason if rcvd is not None else ""
+        # The close that ended the connection: the server's, unless the replay closed first.
+        proto = ws.protocol
+        first = proto.close_sent if proto.close_rcvd_then_sent is False else proto.close_rcvd
+        out.close_code = first.code if first is not None else 1006
+        out.close_reason = first.reason if first is not None else ""
     out.difference = (
         _subprotocol_difference(conn, out.subprotocol)
         or compare(conn, out.received, matcher)
