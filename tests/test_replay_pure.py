@@ -352,3 +352,34 @@ def test_replay_client_opens_the_recorded_handshake(tmp_path: Path, backend: Any
     assert seen.headers["Authorization"] == "Bearer fresh"
     assert "Cookie" not in seen.headers and seen.headers["Sec-WebSocket-Key"] != "abc"
     assert backend.ws_messages == [("text", "one"), ("binary", b"\x00\xff")]
+
+
+@pytest.mark.parametrize(("code", "reason", "seen"), [
+    (1000, "", (1000, "")),
+    (4001, "bye", (4001, "bye")),
+    (1005, "", (1005, "")),  # a close frame without a code
+    (1006, "", (1006, "")),  # no close frame at all: the TCP connection dropped
+])
+def test_stand_in_closes_as_recorded_and_the_client_compares_it(code: int, reason: str,
+                                                                 seen: tuple[int, str]) -> None:
+    from viteproxy.replaynet import StandIn, replay_connection
+
+    lines = session_lines(close={"ts": 102.0, "event": "ws_close", "id": "abc", "code": code, "reason": reason,
+                                 "closed_by": "server"})
+    conn = from_records(lines, "s").connections[0]
+
+    async def go() -> tuple[Any, Any]:
+        standin = StandIn(from_records(lines, "s"))
+        port = await standin.start()
+        try:
+            same = await replay_connection(conn, f"ws://127.0.0.1:{port}")
+            other = await replay_connection(
+                Connection(**{**conn.__dict__, "close": Close(4999, "other", "server")}), f"ws://127.0.0.1:{port}")
+        finally:
+            await standin.stop()
+        return same, other
+
+    same, other = asyncio.run(go())
+    assert (same.close_code, same.close_reason) == seen and same.equal, same.difference
+    assert other.difference is not None and other.difference.detail.startswith(
+        f"close differs: the server closed with 4999 'other' in the recording, now with {seen[0]}")

@@ -162,3 +162,21 @@ def test_timing_stand_in_against_timing_client(counter_session: dict[str, Any]) 
         proc.stop()
     assert r.returncode == 0, r.stdout + r.stderr
     assert "2 of 2 connection(s) answered as recorded" in r.stdout
+
+
+def test_replay_client_through_a_replay_rule_keeps_both_close_codes(
+        counter_session: dict[str, Any], replay_rule_proxy: Proxy) -> None:
+    # Recording -> replay client -> proxy -> stand-in: exact (timestamps included), and the
+    # proxy's log sees the server's 4001 and the client's 4000 as the recording had them.
+    log = replay_rule_proxy.workdir / "viteproxy.jsonl"
+    before = len(read_jsonl(log))
+    r = run_viteproxy("replay", "client", str(counter_session["log"]), "--target", replay_rule_proxy.url())
+    assert r.returncode == 0, r.stdout + r.stderr
+
+    def closes() -> list[tuple[Any, ...]]:
+        return [(c["code"], c["reason"], c["closed_by"]) for c in read_jsonl(log)[before:] if c["event"] == "ws_close"]
+
+    assert wait_until(lambda: len(closes()) == 2, 10, "two closes logged")
+    assert closes() == [(4001, "bye", "server"), (4000, "done", "client")]
+    subprotocols = [h["subprotocol"] for h in read_jsonl(log)[before:] if h["event"] == "ws_handshake"]
+    assert subprotocols == ["counter.v1", "counter.v1"]

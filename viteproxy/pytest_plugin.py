@@ -70,7 +70,7 @@ def ws_replay() -> Callable[..., list[Outcome]]:
               compare: str | None = None, sync: str = "reply", speed: float = 1.0, timeout: float = 5.0,
               headers: Sequence[tuple[str, str]] = (), keep_headers: Sequence[str] = ()) -> list[Outcome]:
         from .replay import Matcher, render
-        from .replaynet import replay
+        from .replaynet import replay, ws_url
 
         rec = _recording(recording)
         if not rec.connections:
@@ -79,6 +79,10 @@ def ws_replay() -> Callable[..., list[Outcome]]:
             matcher = Matcher.build(compare, ignore)
         except ValueError as e:
             pytest.fail(f"viteproxy: ignore: {e}", pytrace=False)
+        try:
+            ws_url(target, rec.connections[0])
+        except ValueError as e:
+            pytest.fail(f"viteproxy: {e}", pytrace=False)
         outcomes = _run_in_thread(replay(rec, target, sync=sync, speed=speed, timeout=timeout,
                                          matcher=matcher, headers=headers, keep_headers=keep_headers))
         problems = []

@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, ProtocolError
 
 from .replay import Difference, Matcher, compare, compare_close
 from .session import Connection, Message, Recording
@@ -39,8 +39,6 @@ __all__ = ["Outcome", "StandIn", "replay", "replay_connection", "ws_url"]
 
 logger = logging.getLogger("viteproxy.replay")
 
-# Codes that never go on the wire (RFC 6455 7.4.1): an endpoint reports them.
-_UNSENDABLE = {1005, 1006, 1015}
 # Handshake headers the client library writes itself, or that name this connection only.
 _OWN_HEADERS = {"host", "upgrade", "connection", "sec-websocket-key", "sec-websocket-version",
                 "sec-websocket-extensions", "sec-websocket-protocol", "user-agent", "content-length"}
@@ -160,8 +158,7 @@ async def replay_connection(conn: Connection, target: str, *, sync: str = "reply
                 await ws.close()
                 out.close_code, out.close_reason = None, "(still open: the server did not close)"
         else:
-            code = recorded.code if recorded and recorded.code and recorded.code not in _UNSENDABLE else 1000
-            await ws.close(code, recorded.reason if recorded and code == recorded.code else "")
+            await _close_as(ws, recorded.code if recorded else 1000, recorded.reason if recorded else "")
         await asyncio.wait_for(reader, timeout)
     except ConnectionClosed:
         pass
@@ -180,6 +177,21 @@ async def replay_connection(conn: Connection, target: str, *, sync: str = "reply
         or compare_close(conn.close, out.close_code, out.close_reason)
     )
     return out
+
+
+async def _close_as(ws: ClientConnection | ServerConnection, code: int | None, reason: str) -> None:
+    """Close as the recording says: 1006 and 1015 (no close frame) drop the TCP connection,
+    1005 is a close frame without a code; an unknown close (a DevTools HAR) is 1000."""
+    if code in (1006, 1015):
+        ws.transport.abort()
+        return
+    try:
+        if code == 1005:
+            await ws.close(None)  # type: ignore[arg-type]  # websockets sends an empty close frame
+        else:
+            await ws.close(code or 1000, reason if code else "")
+    except ProtocolError:  # a code RFC 6455 does not let an endpoint send
+        await ws.close()
 
 
 def _subprotocol_difference(conn: Connection, got: str | None) -> Difference | None:
@@ -268,12 +280,7 @@ class StandIn:
                 await self._reply(ws, conn)
             close = conn.close
             if close is not None and close.closed_by in ("server", "proxy"):
-                if close.code == 1006:
-                    ws.transport.abort()  # the recorded server dropped the connection
-                elif close.code in _UNSENDABLE or close.code is None:
-                    await ws.close()
-                else:
-                    await ws.close(close.code, close.reason)
+                await _close_as(ws, close.code, close.reason)
             else:
                 async for _ in ws:  # until the client closes, as it did in the recording
                     pass

@@ -133,22 +133,22 @@ class Recording:
 
 
 def sniff(path: Path) -> str:
-    """'jsonl', 'har' or 'mitm', from the first bytes of the file."""
+    """'jsonl', 'har' or 'mitm', from the start of the file."""
     with open(path, "rb") as f:
-        head = f.read(4096)
-    stripped = head.lstrip()
-    if stripped[:1].isdigit() and b":" in stripped[:12]:
-        return "mitm"  # tnetstring: length, colon, data
-    if stripped[:1] == b"{":
-        first = stripped.split(b"\n", 1)[0]
-        try:
-            json.loads(first)
-        except ValueError:
-            return "har"  # a pretty-printed JSON document, not one object per line
-        return "har" if first.startswith(b'{"log"') or b'"entries"' in first[:200] else "jsonl"
-    if not stripped:
-        return "jsonl"
-    raise SessionError(str(path), "neither a viteproxy JSONL log, a HAR file nor a mitmproxy .mitm flow file")
+        head = f.read(64).lstrip()
+        if head[:1].isdigit() and b":" in head[:12]:
+            return "mitm"  # tnetstring: length, colon, data
+        if not head:
+            return "jsonl"
+        if head[:1] != b"{":
+            raise SessionError(str(path), "neither a viteproxy JSONL log, a HAR file nor a mitmproxy .mitm flow file")
+        f.seek(0)
+        first = f.readline()
+    try:
+        obj = json.loads(first)
+    except ValueError:
+        return "har"  # a JSON document over several lines, not one object per line
+    return "har" if isinstance(obj, dict) and "log" in obj and "event" not in obj else "jsonl"
 
 
 def load(path: str | Path, *, strict: bool = True) -> Recording:
