@@ -178,5 +178,6 @@ def test_replay_client_through_a_replay_rule_keeps_both_close_codes(
 
     assert wait_until(lambda: len(closes()) == 2, 10, "two closes logged")
     assert closes() == [(4001, "bye", "server"), (4000, "done", "client")]
-    subprotocols = [h["subprotocol"] for h in read_jsonl(log)[before:] if h["event"] == "ws_handshake"]
-    assert subprotocols == ["counter.v1", "counter.v1"]
+    handshakes = [h for h in read_jsonl(log)[before:] if h["event"] == "ws_handshake"]
+    assert [h["subprotocol"] for h in handshakes] == ["counter.v1", "counter.v1"]
+    assert {h["replay"] for h in handshakes} == {str(replay_rule_proxy.workdir / "sessions" / "counter.jsonl")}

@@ -10,6 +10,7 @@ config one error per restart is the experience this project exists to end.
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -590,7 +591,8 @@ def _replay(r: _Reader, node: yaml.Node, key: str) -> str | None:
         r.issue("INVALID_TYPE", node, key, f"expected the path of a recorded session, got {v!r}",
                 "e.g. replay: sessions/chat.jsonl (a log written with viteproxy_payloads=full, a .mitm or a .har)")
         return None
-    path = Path(r.file).parent / v.strip()
+    # Absolute: the log and mitmweb then name the file wherever the proxy runs from.
+    path = Path(os.path.abspath(Path(r.file).parent / v.strip()))
     if not path.is_file():
         r.issue("REPLAY_NOT_FOUND", node, key, f"no recorded session at {str(path)!r}",
                 "record one with --set viteproxy_payloads=full, or give the path from the rules file's folder")

@@ -104,6 +104,12 @@ def main(argv: list[str] | None = None) -> int:
     # A single cut last line is what a crash leaves: worth a warning, not a problem.
     bad_lines = [w for w in warnings if "cut last line" not in w]
 
+    if args.har:
+        try:
+            _write_har(records, ", ".join(args.logs), args.har)
+        except OSError as e:
+            print(f"report: cannot write {args.har}: {e.strerror}", file=sys.stderr)
+            return 2
     if args.conn is not None:
         found = session.find(args.conn)
         if not found:
@@ -115,12 +121,6 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.write("\n".join(render_timeline(c) for c in found))
         return 1 if any(c.problems for c in found) else 0
 
-    if args.har:
-        try:
-            _write_har(records, ", ".join(args.logs), args.har)
-        except OSError as e:
-            print(f"report: cannot write {args.har}: {e.strerror}", file=sys.stderr)
-            return 2
     if args.html:
         try:
             Path(args.html).write_text(render_html(session, ", ".join(args.logs)), encoding="utf-8")
