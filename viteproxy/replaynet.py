@@ -288,9 +288,14 @@ class StandIn:
             pass
 
     async def _reply(self, ws: ServerConnection, conn: Connection) -> None:
-        for client, answers in conn.batches():
+        for n, (client, answers) in enumerate(conn.batches()):
             if client is not None:
-                await ws.recv()
+                data = await ws.recv()
+                got = Message(True, isinstance(data, str), data.encode() if isinstance(data, str) else bytes(data))
+                if Matcher().differ(client, got):
+                    # Served all the same: a stand-in is for a frontend whose messages change.
+                    self.on_event(f"client message {n} differs from the recording ({conn.id[:8]}): "
+                                  f"recorded {client.show(100)}, got {got.show(100)}")
             for m in answers:
                 await ws.send(_payload(m))
 
