@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from support import BINARY, CounterBackend, Proxy, run_viteproxy
+from support import BINARY, CounterBackend, Proxy, read_jsonl, run_viteproxy, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -99,3 +99,49 @@ def test_a_log_without_full_payloads_is_refused_with_the_fix(tmp_path: Path, rec
     r = run_viteproxy("replay", "client", str(preview), "--target", "ws://127.0.0.1:9")
     assert r.returncode == 2
     assert "viteproxy_payloads=full" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_overlapping_connections_replay_as_they_overlapped(tmp_path: Path) -> None:
+    """A chat: what one client says reaches the other. Connection 1 waits for a message that
+    only connection 2's client causes: replayed one after the other, that could never come."""
+    from websockets.sync.client import connect
+
+    backend = CounterBackend()
+    proxy = Proxy(tmp_path / "proxy", {"proxy": {"/ws": {"target": backend.url, "ws": True}}},
+                  args=("--set", "viteproxy_payloads=full"))
+    log = proxy.workdir / "viteproxy.jsonl"
+    try:
+        url = f"ws://127.0.0.1:{proxy.port}/ws/chat"
+        with connect(url + "?u=ann", subprotocols=["counter.v1"]) as ann:  # type: ignore[list-item]
+            ann.recv(5)
+            with connect(url + "?u=bob", subprotocols=["counter.v1"]) as bob:  # type: ignore[list-item]
+                bob.recv(5)
+                bob.send(json.dumps({"op": "say", "text": "hi from bob"}))
+                assert json.loads(ann.recv(5))["text"] == json.loads(bob.recv(5))["text"] == "hi from bob"
+                ann.send(json.dumps({"op": "say", "text": "hi from ann"}))
+                assert json.loads(ann.recv(5))["text"] == json.loads(bob.recv(5))["text"] == "hi from ann"
+            ann.send(json.dumps({"op": "inc", "by": 1}))
+            ann.recv(5)
+        wait_until(lambda: sum(r["event"] == "ws_close" for r in read_jsonl(log)) == 2, 15, "both closes")
+    finally:
+        proxy.stop()
+        backend.stop()
+    fresh = CounterBackend()
+    try:
+        r = run_viteproxy("replay", "client", str(log), "--target", fresh.url, "--ignore", "$.ts")
+    finally:
+        fresh.stop()
+    # Ann's connection alone: Bob's greeting never comes.
+    ann_id = next(h["id"] for h in read_jsonl(log) if h["event"] == "ws_handshake")
+    fresh = CounterBackend()
+    try:
+        alone = run_viteproxy("replay", "client", str(log), "--target", fresh.url, "--ignore", "$.ts",
+                              "--conn", ann_id, "--timeout", "1")
+    finally:
+        fresh.stop()
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "connection 1 (/ws/chat?u=ann): 4/4 server messages" in r.stdout
+    assert "connection 2 (/ws/chat?u=bob): 3/3 server messages" in r.stdout
+    assert alone.returncode == 1, alone.stdout
+    expected = 'server message 2, message 2 of the connection differs: $.text: recorded "hi from bob"'
+    assert expected in alone.stdout, alone.stdout

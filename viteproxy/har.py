@@ -102,7 +102,9 @@ def _connection(entry: dict[str, Any], n: int, source: str, strict: bool) -> Con
     close = None
     if isinstance(extra.get("close"), dict):
         c = extra["close"]
-        close = Close(c.get("code"), c.get("reason") or "", c.get("closedBy"))
+        ct = c.get("time")
+        close_at = max(0.0, float(ct) - float(origin)) if isinstance(ct, int | float) and origin is not None else None
+        close = Close(c.get("code"), c.get("reason") or "", c.get("closedBy"), close_at)
     req_headers, resp_headers = _pairs(request.get("headers")), _pairs(response.get("headers"))
     chosen = next((v for k, v in resp_headers if k.lower() == "sec-websocket-protocol"), None)
     return Connection(
@@ -153,7 +155,8 @@ def to_har(recording: Recording) -> dict[str, Any]:
             ],
             "_viteproxy": {
                 "id": c.id,
-                **({"close": {"code": c.close.code, "reason": c.close.reason, "closedBy": c.close.closed_by}}
+                **({"close": {"code": c.close.code, "reason": c.close.reason, "closedBy": c.close.closed_by,
+                              **({"time": start + c.close.at} if c.close.at is not None else {})}}
                    if c.close else {}),
                 **({"truncated": True} if any(m.truncated for m in c.messages) else {}),
             },

@@ -6,10 +6,11 @@ codes on both sides and is sans-I/O underneath; mitmproxy's bundled wsproto
 would need an I/O loop written here for each side, and mitmproxy's own server
 classes are internals that change between its lines).
 
-- `replay_connection` opens the recorded handshake (path, offered
-  subprotocols, Origin and chosen headers), sends the recorded client
-  messages in step with the answers (`reply`) or on the recorded timing
-  (`timing`, scaled by `speed`), closes as recorded, and compares.
+- `replay` opens each recorded handshake (path, offered subprotocols,
+  Origin and chosen headers) in the recorded order, sends the recorded
+  client messages in step with the answers (`reply`) or on the recorded
+  timing (`timing`, scaled by `speed`), closes as recorded, and compares.
+  Connections that overlapped in the recording overlap in the replay.
 - `StandIn` accepts handshakes and answers with a recorded connection: the
   recorded subprotocol, the recorded server messages in step with the
   client's messages (`reply`) or on the recorded timing, then the recorded
@@ -81,102 +82,168 @@ def _handshake_headers(conn: Connection, keep: Sequence[str],
     return [(k, v) for k, v in out if k.lower() not in names] + list(extra)
 
 
-async def replay_connection(conn: Connection, target: str, *, sync: str = "reply", speed: float = 1.0,
-                            timeout: float = 5.0, matcher: Matcher | None = None,
-                            keep_headers: Sequence[str] = (),
-                            headers: Sequence[tuple[str, str]] = ()) -> Outcome:
-    matcher = matcher or Matcher()
-    out = Outcome(conn, ws_url(target, conn))
-    loop = asyncio.get_running_loop()
-    try:
-        ws = await connect(
-            out.url, subprotocols=list(conn.offered) or None,  # type: ignore[arg-type]
-            additional_headers=_handshake_headers(conn, keep_headers, headers),
-            open_timeout=timeout, max_size=None, ping_interval=None,
-        )
-    except InvalidStatus as e:
-        out.error = f"handshake rejected with HTTP {e.response.status_code}"
-        return out
-    except (OSError, InvalidHandshake, TimeoutError) as e:
-        out.error = f"handshake failed: {type(e).__name__}: {e}"
-        return out
-    out.subprotocol = ws.subprotocol
-    t0 = loop.time()
-    changed = asyncio.Condition()
-    closed = False
+@dataclass
+class _Live:
+    """One recorded connection being replayed."""
 
-    async def read() -> None:
-        nonlocal closed
+    conn: Connection
+    out: Outcome
+    ws: ClientConnection | None = None
+    closed: bool = False
+    reader: asyncio.Task[None] | None = None
+    expected: int = 0  # server messages recorded before the current point of the replay
+
+
+def _schedule(recording: Recording) -> list[tuple[float, str, int, Message | None]]:
+    """Every connection's open, client messages, recorded server messages and close on one clock.
+
+    Times are the recording's (epoch seconds when it has them); a connection without a
+    start time opens after the previous one ended. Within a connection the recorded order
+    is kept even where two lines carry the same or a backwards time.
+    """
+    events: list[tuple[float, int, str, int, Message | None]] = []
+    clock = 0.0
+    for i, c in enumerate(recording.connections):
+        start = c.started if c.started is not None else clock
+        last = start
+        items: list[tuple[float, str, Message | None]] = [(start, "open", None)]
+        for msg in c.messages:
+            items.append((start + msg.at, "send" if msg.from_client else "expect", msg))
+        end = start + (c.close.at if c.close and c.close.at is not None else (c.messages[-1].at if c.messages else 0))
+        items.append((end, "close", None))
+        for t, kind, item in items:
+            last = max(last, t)
+            events.append((last, len(events), kind, i, item))
+        clock = max(clock, last) + 1e-6
+    events.sort(key=lambda e: (e[0], e[1]))
+    return [(t, kind, i, m) for t, _, kind, i, m in events]
+
+
+async def replay(recording: Recording, target: str, *, sync: str = "reply", speed: float = 1.0,
+                 timeout: float = 5.0, matcher: Matcher | None = None, keep_headers: Sequence[str] = (),
+                 headers: Sequence[tuple[str, str]] = ()) -> list[Outcome]:
+    """Replay every connection on the recording's own order, connections overlapping as they did.
+
+    `reply`: before each step (opening a connection, a client message, a close) wait until
+    every open connection has received the server messages recorded before that step
+    (`timeout` seconds at most), so a message one connection causes on another (a chat's
+    broadcast) arrives where it did. `timing`: each step at its recorded time / `speed`.
+    """
+    matcher = matcher or Matcher()
+    if sync not in ("reply", "timing"):
+        raise ValueError(f"sync must be reply or timing, not {sync!r}")
+    loop = asyncio.get_running_loop()
+    changed = asyncio.Condition()
+    lives = [_Live(c, Outcome(c, ws_url(target, c))) for c in recording.connections]
+    events = _schedule(recording)
+    origin = events[0][0] if events else 0.0
+    t0 = loop.time()
+
+    async def notify() -> None:
+        async with changed:
+            changed.notify_all()
+
+    async def read(live: _Live) -> None:
+        assert live.ws is not None
         try:
-            async for data in ws:
+            async for data in live.ws:
                 raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
-                out.received.append(Message(False, isinstance(data, str), raw, loop.time() - t0))
-                async with changed:
-                    changed.notify_all()
+                live.out.received.append(Message(False, isinstance(data, str), raw, loop.time() - t0))
+                await notify()
         except ConnectionClosed:
             pass
         finally:
-            closed = True
-            async with changed:
-                changed.notify_all()
+            live.closed = True
+            await notify()
 
-    async def wait_for(count: int, seconds: float) -> bool:
+    def caught_up() -> bool:
+        return all(lv.closed or lv.ws is None or len(lv.out.received) >= lv.expected for lv in lives)
+
+    async def settle(seconds: float) -> None:
         async with changed:
             try:
-                await asyncio.wait_for(changed.wait_for(lambda: len(out.received) >= count or closed), seconds)
+                await asyncio.wait_for(changed.wait_for(caught_up), seconds)
             except TimeoutError:
-                return False
-        return len(out.received) >= count
+                pass  # what is missing shows in the comparison
 
-    reader = asyncio.create_task(read())
-    try:
-        if sync == "timing":
-            for m in conn.client_messages:
-                delay = t0 + m.at / speed - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                if closed:
-                    break
-                await ws.send(_payload(m))
-            last = conn.messages[-1].at / speed if conn.messages else 0.0
-            await wait_for(len(conn.server_messages), max(0.0, t0 + last - loop.time()) + timeout)
-        else:
-            expected = 0
-            for client, answers in conn.batches():
-                if client is not None:
-                    if closed:
-                        break
-                    await ws.send(_payload(client))
-                expected += len(answers)
-                if expected and not await wait_for(expected, timeout):
-                    break
-        recorded = conn.close
+    async def open_(live: _Live) -> None:
+        conn = live.conn
+        try:
+            live.ws = await connect(
+                live.out.url, subprotocols=list(conn.offered) or None,  # type: ignore[arg-type]
+                additional_headers=_handshake_headers(conn, keep_headers, headers),
+                open_timeout=timeout, max_size=None, ping_interval=None,
+            )
+        except InvalidStatus as e:
+            live.out.error = f"handshake rejected with HTTP {e.response.status_code}"
+            return
+        except (OSError, InvalidHandshake, TimeoutError) as e:
+            live.out.error = f"handshake failed: {type(e).__name__}: {e}"
+            return
+        live.out.subprotocol = live.ws.subprotocol
+        live.reader = asyncio.create_task(read(live))
+
+    async def close(live: _Live) -> None:
+        assert live.ws is not None
+        recorded = live.conn.close
         if recorded is not None and recorded.closed_by == "server":
             try:
-                await asyncio.wait_for(ws.wait_closed(), timeout)
+                await asyncio.wait_for(live.ws.wait_closed(), timeout)
             except TimeoutError:
-                await ws.close()
-                out.close_code, out.close_reason = None, "(still open: the server did not close)"
+                live.out.close_reason = "(still open: the server did not close)"
+                await live.ws.close()
         else:
-            await _close_as(ws, recorded.code if recorded else 1000, recorded.reason if recorded else "")
-        await asyncio.wait_for(reader, timeout)
-    except ConnectionClosed:
-        pass
-    finally:
-        if not reader.done():
-            reader.cancel()
-    if out.close_reason != "(still open: the server did not close)":
-        # The close that ended the connection: the server's, unless the replay closed first.
-        proto = ws.protocol
-        first = proto.close_sent if proto.close_rcvd_then_sent is False else proto.close_rcvd
-        out.close_code = first.code if first is not None else 1006
-        out.close_reason = first.reason if first is not None else ""
-    out.difference = (
-        _subprotocol_difference(conn, out.subprotocol)
-        or compare(conn, out.received, matcher)
-        or compare_close(conn.close, out.close_code, out.close_reason)
-    )
-    return out
+            await _close_as(live.ws, recorded.code if recorded else 1000, recorded.reason if recorded else "")
+
+    for t, kind, i, m in events:
+        live = lives[i]
+        if kind == "expect":
+            live.expected += 1
+            continue
+        if sync == "timing":
+            delay = t0 + (t - origin) / speed - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if kind == "close":  # on the clock, but not before what the recording had by then
+                await settle(timeout)
+        else:
+            await settle(timeout)
+        if kind == "open":
+            await open_(live)
+        elif live.ws is None:
+            continue
+        elif kind == "send" and m is not None and not live.closed:
+            try:
+                await live.ws.send(_payload(m))
+            except ConnectionClosed:
+                pass
+        elif kind == "close":
+            await close(live)
+    await settle(timeout)
+
+    for live in lives:
+        out = live.out
+        if live.ws is not None:
+            await live.ws.close()  # a no-op once closed
+            if live.reader is not None:
+                await asyncio.wait_for(live.reader, timeout)
+            if out.close_reason != "(still open: the server did not close)":
+                # The close that ended the connection: the server's, unless the replay closed first.
+                proto = live.ws.protocol
+                first = proto.close_sent if proto.close_rcvd_then_sent is False else proto.close_rcvd
+                out.close_code = first.code if first is not None else 1006
+                out.close_reason = first.reason if first is not None else ""
+            out.difference = (
+                _subprotocol_difference(live.conn, out.subprotocol)
+                or compare(live.conn, out.received, matcher)
+                or compare_close(live.conn.close, out.close_code, out.close_reason)
+            )
+    return [lv.out for lv in lives]
+
+
+async def replay_connection(conn: Connection, target: str, **kwargs: Any) -> Outcome:
+    """One connection on its own (see `replay`)."""
+    return (await replay(Recording("(one connection)", (conn,)), target, **kwargs))[0]
 
 
 async def _close_as(ws: ClientConnection | ServerConnection, code: int | None, reason: str) -> None:
@@ -199,11 +266,6 @@ def _subprotocol_difference(conn: Connection, got: str | None) -> Difference | N
         return None
     return Difference(0, None, None, None,
                       f"subprotocol differs: recorded {conn.subprotocol!r}, the backend chose {got!r}")
-
-
-async def replay(recording: Recording, target: str, **kwargs: Any) -> list[Outcome]:
-    """Every connection, one after the other in recorded order (a stateful backend sees them so)."""
-    return [await replay_connection(c, target, **kwargs) for c in recording.connections]
 
 
 class StandIn:

@@ -69,6 +69,7 @@ class Close:
     code: int | None
     reason: str = ""
     closed_by: str | None = None  # client, server, proxy; None when the source does not say
+    at: float | None = field(default=None, compare=False)  # seconds since the upgrade, when known
 
 
 @dataclass(frozen=True)
@@ -213,7 +214,9 @@ def from_records(records: Iterable[Mapping[str, Any] | tuple[int, Mapping[str, A
                 continue  # never reached the other side
             conns[cid]["msgs"].append(_message(rec, conns[cid]["hs"], source, line, strict))
         elif event == "ws_close":
-            conns[cid]["close"] = Close(rec.get("code"), rec.get("reason") or "", rec.get("closed_by"))
+            ts, start = _float(rec.get("ts")), _float(conns[cid]["hs"].get("ts"))
+            at = max(0.0, ts - start) if ts is not None and start is not None else None
+            conns[cid]["close"] = Close(rec.get("code"), rec.get("reason") or "", rec.get("closed_by"), at)
     out = []
     for cid, c in conns.items():
         hs = c["hs"]

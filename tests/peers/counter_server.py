@@ -6,7 +6,9 @@ Prints `listening PORT` once it accepts. Speaks subprotocol `counter.v1` when
 offered. On connect it sends `{"type": "hello", "count": N, "ts": <time>}`;
 text `{"op": "inc", "by": K}` adds K (K + 1 with `--bug`, the behaviour change
 a replay must catch) and answers `{"type": "count", "count": N, "ts": ...}`;
-`{"op": "get"}` answers the same without change; a binary message is answered
+`{"op": "get"}` answers the same without change; `{"op": "say", "text": T}` sends
+`{"type": "said", "text": T, "ts": ...}` to every open connection (a chat's
+broadcast: one client's message arrives on the others); a binary message is answered
 with its bytes reversed followed by the count as one byte; `{"op": "bye"}`
 closes with 4001 "bye".
 """
@@ -21,9 +23,18 @@ import time
 from websockets.asyncio.server import ServerConnection, serve
 
 COUNT = 0
+OPEN: set[ServerConnection] = set()
 
 
 async def handle(ws: ServerConnection, bug: bool) -> None:
+    OPEN.add(ws)
+    try:
+        await serve_one(ws, bug)
+    finally:
+        OPEN.discard(ws)
+
+
+async def serve_one(ws: ServerConnection, bug: bool) -> None:
     global COUNT
     await ws.send(json.dumps({"type": "hello", "count": COUNT, "ts": time.time()}))
     async for msg in ws:
@@ -33,6 +44,11 @@ async def handle(ws: ServerConnection, bug: bool) -> None:
         op = json.loads(msg)
         if op.get("op") == "inc":
             COUNT += int(op.get("by", 1)) + (1 if bug else 0)
+        elif op.get("op") == "say":
+            said = json.dumps({"type": "said", "text": op.get("text"), "ts": time.time()})
+            for other in list(OPEN):
+                await other.send(said)
+            continue
         elif op.get("op") == "bye":
             await ws.close(4001, "bye")
             return
