@@ -416,3 +416,28 @@ def test_stand_in_says_when_a_client_message_differs_and_answers_all_the_same() 
     assert events[0].startswith("serving recorded connection abc (/ws/chat?x=1, 2 server messages)")
     assert events[1] == ("client message 1 differs from the recording (abc): "
                          "recorded binary 2 bytes: 00 ff, got binary 2 bytes: 00 fe")
+
+
+def test_wss_target_with_a_self_signed_certificate(tmp_path: Path, backend_factory: Any) -> None:
+    import ssl
+
+    import trustme
+
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    trustme.CA().issue_cert("127.0.0.1").configure_cert(server_ctx)
+    tls = backend_factory(ssl_context=server_ctx)  # echoes
+    lines = [session_lines()[1],
+             {"ts": 100.5, "event": "ws_message", "id": "abc", "dir": "client->server", "type": "text", "seq": 1,
+              "payload": "one"},
+             {"ts": 100.6, "event": "ws_message", "id": "abc", "dir": "server->client", "type": "text", "seq": 2,
+              "payload": "one"},
+             {"ts": 101.0, "event": "ws_close", "id": "abc", "code": 1000, "reason": "", "closed_by": "client"}]
+    lines[0]["request_headers"] = [["Host", "127.0.0.1"]]
+    lines[0]["subprotocol"] = None
+    p = tmp_path / "s.jsonl"
+    p.write_text(jsonl(*lines))
+    target = f"wss://127.0.0.1:{tls.port}"
+    refused = run_viteproxy("replay", "client", str(p), "--target", target)
+    assert refused.returncode == 1 and "CERTIFICATE_VERIFY_FAILED" in refused.stdout
+    ok = run_viteproxy("replay", "client", str(p), "--target", target, "--insecure")
+    assert ok.returncode == 0, ok.stdout + ok.stderr

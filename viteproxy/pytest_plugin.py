@@ -68,7 +68,8 @@ def ws_replay() -> Callable[..., list[Outcome]]:
 
     def check(recording: str | Path | Recording, target: str, *, ignore: Sequence[str] = (),
               compare: str | None = None, sync: str = "reply", speed: float = 1.0, timeout: float = 5.0,
-              headers: Sequence[tuple[str, str]] = (), keep_headers: Sequence[str] = ()) -> list[Outcome]:
+              headers: Sequence[tuple[str, str]] = (), keep_headers: Sequence[str] = (),
+              insecure: bool = False) -> list[Outcome]:
         from .replay import Matcher, render
         from .replaynet import replay, ws_url
 
@@ -84,7 +85,8 @@ def ws_replay() -> Callable[..., list[Outcome]]:
         except ValueError as e:
             pytest.fail(f"viteproxy: {e}", pytrace=False)
         outcomes = _run_in_thread(replay(rec, target, sync=sync, speed=speed, timeout=timeout,
-                                         matcher=matcher, headers=headers, keep_headers=keep_headers))
+                                         matcher=matcher, headers=headers, keep_headers=keep_headers,
+                                         insecure=insecure))
         problems = []
         for i, o in enumerate(outcomes, 1):
             if o.error:

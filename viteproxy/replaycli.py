@@ -64,6 +64,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("-H", "--header", action="append", default=[], type=_header, metavar="'NAME: VALUE'",
                    help="add a handshake header (e.g. a fresh token for a redacted one)")
     c.add_argument("--conn", metavar="ID", help="only the connection(s) whose recorded id starts with ID")
+    c.add_argument("-k", "--insecure", action="store_true",
+                   help="do not verify a wss:// target's certificate (a self-signed dev backend)")
     c.add_argument("--json", action="store_true", help="machine-readable output")
     s = sub.add_parser("server", help="stand in for a backend: answer with the recorded server messages")
     s.add_argument("file", metavar="FILE")
@@ -111,7 +113,7 @@ def _client(recording: Recording, matcher: Matcher, args: argparse.Namespace) ->
         return 2
     outcomes = asyncio.run(replay(
         recording, args.target, sync=args.sync, speed=args.speed, timeout=args.timeout, matcher=matcher,
-        keep_headers=args.keep_header, headers=args.header))
+        keep_headers=args.keep_header, headers=args.header, insecure=args.insecure))
     if args.json:
         rows: list[dict[str, Any]] = []
         for o in outcomes:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -121,13 +122,14 @@ def _schedule(recording: Recording) -> list[tuple[float, str, int, Message | Non
 
 async def replay(recording: Recording, target: str, *, sync: str = "reply", speed: float = 1.0,
                  timeout: float = 5.0, matcher: Matcher | None = None, keep_headers: Sequence[str] = (),
-                 headers: Sequence[tuple[str, str]] = ()) -> list[Outcome]:
+                 headers: Sequence[tuple[str, str]] = (), insecure: bool = False) -> list[Outcome]:
     """Replay every connection on the recording's own order, connections overlapping as they did.
 
     `reply`: before each step (opening a connection, a client message, a close) wait until
     every open connection has received the server messages recorded before that step
     (`timeout` seconds at most), so a message one connection causes on another (a chat's
     broadcast) arrives where it did. `timing`: each step at its recorded time / `speed`.
+    `insecure`: do not verify a wss:// target's certificate (a self-signed dev backend).
     """
     matcher = matcher or Matcher()
     if sync not in ("reply", "timing"):
@@ -138,6 +140,10 @@ async def replay(recording: Recording, target: str, *, sync: str = "reply", spee
     events = _schedule(recording)
     origin = events[0][0] if events else 0.0
     t0 = loop.time()
+    tls = ssl.create_default_context()
+    if insecure:
+        tls.check_hostname = False
+        tls.verify_mode = ssl.CERT_NONE
 
     async def notify() -> None:
         async with changed:
@@ -173,6 +179,7 @@ async def replay(recording: Recording, target: str, *, sync: str = "reply", spee
                 live.out.url, subprotocols=list(conn.offered) or None,  # type: ignore[arg-type]
                 additional_headers=_handshake_headers(conn, keep_headers, headers),
                 open_timeout=timeout, max_size=None, ping_interval=None,
+                ssl=tls if live.out.url.startswith("wss:") else None,
             )
         except InvalidStatus as e:
             live.out.error = f"handshake rejected with HTTP {e.response.status_code}"
