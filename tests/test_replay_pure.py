@@ -441,3 +441,26 @@ def test_wss_target_with_a_self_signed_certificate(tmp_path: Path, backend_facto
     assert refused.returncode == 1 and "CERTIFICATE_VERIFY_FAILED" in refused.stdout
     ok = run_viteproxy("replay", "client", str(p), "--target", target, "--insecure")
     assert ok.returncode == 0, ok.stdout + ok.stderr
+
+
+def test_timing_stand_in_closes_at_the_recorded_time() -> None:
+    from websockets.asyncio.client import connect
+
+    from viteproxy.replaynet import StandIn
+
+    async def go() -> tuple[float, int | None, int]:
+        # Recorded: hello at 0.5 s, the binary answer at 1.5 s, the server's close at 2.0 s.
+        standin = StandIn(from_records(session_lines(), "s"), sync="timing", speed=10)
+        port = await standin.start()
+        loop = asyncio.get_running_loop()
+        try:
+            async with connect(f"ws://127.0.0.1:{port}/ws/chat?x=1") as ws:
+                t0 = loop.time()
+                got = [m async for m in ws]
+                return loop.time() - t0, ws.close_code, len(got)
+        finally:
+            await standin.stop()
+
+    elapsed, code, count = asyncio.run(go())
+    assert (code, count) == (4001, 2)
+    assert elapsed >= 0.19  # not before 2.0 s / 10: only a lower bound, a loaded machine is slower

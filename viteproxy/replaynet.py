@@ -385,5 +385,10 @@ class StandIn:
             if delay > 0:
                 await asyncio.sleep(delay)
             await ws.send(_payload(m))
+        close = conn.close
+        if close is not None and close.closed_by in ("server", "proxy") and close.at is not None:
+            delay = t0 + close.at / self.speed - loop.time()  # the server closed then, not at once
+            if delay > 0:
+                await asyncio.sleep(delay)
         if drainer is not None:
             drainer.cancel()
