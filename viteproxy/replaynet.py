@@ -40,6 +40,9 @@ from .session import Connection, Message, Recording
 __all__ = ["Outcome", "StandIn", "replay", "replay_connection", "ws_url"]
 
 logger = logging.getLogger("viteproxy.replay")
+# websockets logs every connection at INFO; inside the proxy that repeats mitmproxy's own lines.
+_ws_logger = logging.getLogger("viteproxy.replay.websockets")
+_ws_logger.setLevel(logging.WARNING)
 
 # Handshake headers the client library writes itself, or that name this connection only.
 _OWN_HEADERS = {"host", "upgrade", "connection", "sec-websocket-key", "sec-websocket-version",
@@ -315,7 +318,7 @@ class StandIn:
         self.server = await serve(
             self._handle, host, port, process_request=self._process_request,
             select_subprotocol=self._select_subprotocol,  # type: ignore[arg-type]
-            max_size=None, ping_interval=None,
+            max_size=None, ping_interval=None, logger=_ws_logger,
         )
         self.port = int(next(iter(self.server.sockets)).getsockname()[1])
         return self.port
