@@ -7,6 +7,7 @@ from typing import Any
 from .devserver import DevServer
 from .explainer import Explainer
 from .recorder import Recorder
+from .replay import Replay
 from .router import Router
 from .subprotocols import Subprotocols
 from .timeouts import Timeouts
@@ -21,6 +22,9 @@ def make_addons() -> list[Any]:
     # before its proxy, and a request they answer is never routed. Timeouts,
     # Explainer and Subprotocols read the route the Router chose in the same
     # hook, so they come after it; the Explainer asks Timeouts what expired.
-    # Recorder last: it logs each flow in the state the other addons left it
-    # (diagnosed, the 101 as repaired).
-    return [DevServer(router), router, timeouts, Explainer(router, timeouts), Subprotocols(router), Recorder()]
+    # Replay right after the Router: it sends the upgrades of `replay:` rules
+    # to a stand-in before anything connects upstream. Recorder last: it logs
+    # each flow in the state the other addons left it (diagnosed, the 101 as
+    # repaired).
+    return [DevServer(router), router, Replay(router), timeouts, Explainer(router, timeouts),
+            Subprotocols(router), Recorder()]
