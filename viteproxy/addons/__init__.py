@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..internals.addon import Internals
 from .explainer import Explainer
 from .recorder import Recorder
 from .router import Router
@@ -17,4 +18,5 @@ def make_addons() -> list[Any]:
     # Explainer and Subprotocols read the route the Router chose in the same
     # hook, so they come after it; Recorder last: it logs each flow in the
     # state the other addons left it (diagnosed, the 101 as repaired).
-    return [router, Explainer(router), Subprotocols(router), Recorder()]
+    # Internals (the patches of mitmproxy, and which connections they act on) after it too.
+    return [router, Internals(router), Explainer(router), Subprotocols(router), Recorder()]

@@ -25,6 +25,8 @@ from ..config import Config, ConfigError, load_config
 from ..diagnosis import Diagnosis, no_rule, render
 from ..flowmeta import KEY as META  # noqa: F401  (an alias for code written before flowmeta.meta)
 from ..flowmeta import FlowMeta, meta
+from ..internals import hooks
+from ..internals.logwatch import DefaultListenerFailure
 from ..routing import Miss, Route, is_websocket_upgrade, route, upstream_headers
 
 __all__ = ["Router", "record_diagnosis"]
@@ -54,6 +56,11 @@ class Router:
         # flow.metadata: that is saved to .mitm files and must stay plain data.
         self._routes: weakref.WeakKeyDictionary[http.HTTPFlow, Route] = weakref.WeakKeyDictionary()
 
+    @property
+    def listen_address(self) -> tuple[str, int] | None:
+        """(host, port) of the reverse-mode listener viteproxy set up, None before (or if told otherwise)."""
+        return (self._host, self._port) if self._spec is not None else None
+
     def route_for(self, flow: http.HTTPFlow) -> Route | None:
         """The route chosen for a flow, or None if it was answered by the proxy itself."""
         return self._routes.get(flow)
@@ -77,9 +84,8 @@ class Router:
                 logger.error("viteproxy: cannot use the rules file\n%s", e)
                 # The rules file is the problem to report, not a busy 8080 of a
                 # listener we were going to replace anyway.
-                _DefaultServerBindFailure.install()
-                ps = ctx.master.addons.get("proxyserver")
-                if ps is not None and not getattr(ps, "is_running", True) and ctx.options.server:
+                DefaultListenerFailure.install()
+                if hooks.proxyserver_starting() and ctx.options.server:
                     # Nor announce mitmproxy's default *:8080 listener on the way out.
                     self._server_off = True
                     ctx.options.update(server=False)
@@ -105,13 +111,12 @@ class Router:
     async def running(self) -> None:
         # mitmproxy 12 sets up its servers before a -s script loads; bring the
         # servers in line with the options now (a no-op where they already are).
-        ps = ctx.master.addons.get("proxyserver")
-        if ps is not None and self._spec is not None:
-            _DefaultServerBindFailure.stopping = True
+        if self._spec is not None:
+            DefaultListenerFailure.stopping = True
             try:
-                await ps.setup_servers()
+                await hooks.rebind_servers()
             finally:
-                _DefaultServerBindFailure.uninstall()
+                DefaultListenerFailure.uninstall()
 
     def _listen(self, config: Config) -> None:
         """Become a reverse proxy on server.host:server.port, unless told otherwise."""
@@ -129,7 +134,7 @@ class Router:
         if spec == self._spec:
             return
         if self._spec is None:
-            _DefaultServerBindFailure.install()
+            DefaultListenerFailure.install()
         self._spec = spec
         opts.update(mode=[spec])
         shown = f"[{self._host}]" if ":" in self._host else self._host
@@ -181,10 +186,7 @@ class Router:
         address = data.context.server.address
         if not address or tuple(address[:2]) not in self._insecure:
             return
-        if data.ssl_conn is None:
-            tlsconfig = ctx.master.addons.get("tlsconfig")
-            if tlsconfig is not None:
-                tlsconfig.tls_start_server(data)
+        hooks.build_server_tls_now(data)
         if data.ssl_conn is not None:
             from OpenSSL import SSL
 
@@ -261,43 +263,3 @@ def _streamed_body(headers: http.Headers, chunked: bool = True) -> bool:
         return True
     length = headers.get("content-length", "")
     return length.isdigit() and int(length) > STREAM_OVER
-
-
-class _DefaultServerBindFailure(logging.Filter):
-    """Silence the bind failure of mitmproxy's default listener that we replace.
-
-    On mitmproxy 12 a `-s` script loads while the default regular server on
-    *:8080 is already starting. When 8080 is busy its bind fails, and
-    mitmproxy's errorcheck would exit on that error although viteproxy never
-    needed that server. Only that one record is dropped, and only until
-    `running`, when our own server is up (or has failed loudly on its own).
-    """
-
-    _logger = logging.getLogger("mitmproxy.addons.proxyserver")
-    _installed: _DefaultServerBindFailure | None = None
-    # mitmproxy 12 then fails to stop the server that never started, with an
-    # AssertionError whose message is empty.
-    stopping = False
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if self.stopping and record.levelno >= logging.ERROR and not message.strip():
-            return False
-        if record.levelno >= logging.ERROR and "HTTP(S) proxy failed to listen" in message:
-            logger.info("viteproxy: mitmproxy's default listener was not needed (%s)",
-                        message.splitlines()[0])
-            return False
-        return True
-
-    @classmethod
-    def install(cls) -> None:
-        if cls._installed is None:
-            cls._installed = cls()
-            cls._logger.addFilter(cls._installed)
-
-    @classmethod
-    def uninstall(cls) -> None:
-        if cls._installed is not None:
-            cls._logger.removeFilter(cls._installed)
-            cls._installed = None
-        cls.stopping = False
