@@ -92,3 +92,31 @@ def test_launcher_records_to_the_log(tmp_path, backend_factory):
     events = logged()
     assert [e["payload"] for e in events if e["event"] == "ws_message"] == ["one", "one", "two", "two"]
     assert any(e["event"] == "http" and e["url"] == "/nothing-here" and "diagnosis" in e for e in events)
+
+
+def test_saved_flows_keep_the_diagnoses_and_report_reads_them(tmp_path):
+    # As `mitmdump -w` does: the save addon sees each flow after viteproxy annotated it.
+    flows = tmp_path / "flows.mitm"
+    proc, port, out = _launch(tmp_path, {"proxy": {"/down": f"http://127.0.0.1:{free_port()}"}},
+                              "-w", str(flows), "-v")
+    try:
+        assert http_request(port, "GET", "/down/x")[0] == 502
+        assert http_request(port, "GET", "/nothing")[0] == 404
+    finally:
+        proc.terminate()
+        proc.wait(15)
+        out.close()
+    r = subprocess.run([sys.executable, "-m", "viteproxy", "report", "--json", str(flows)],
+                       cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1, r.stderr
+    report = json.loads(r.stdout)
+    codes = {c["url"]: (c["diagnosis"] or {}).get("code") for c in report["connections"]}
+    assert codes == {"/down/x": "CONNECT_REFUSED", "/nothing": "NO_RULE"}, report
+    from mitmproxy import io
+
+    with open(flows, "rb") as f:
+        saved = {fl.request.path: fl for fl in io.FlowReader(f).stream()}
+    assert saved["/down/x"].comment.startswith("[/down] CONNECT_REFUSED") and saved["/down/x"].marked
+    # Answered by the proxy itself: shown under the address the client asked, not the first rule's backend.
+    assert saved["/nothing"].request.port == port
