@@ -25,6 +25,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "report": ("viteproxy.reportcli", "post-mortem of a JSONL log or a .mitm flow file"),
     "import": ("viteproxy.importer", "write rules.yaml from a project's vite.config.* (needs Node and Vite)"),
     "demo": ("viteproxy.demo", "start three demo backends and the proxy on a rules file"),
+    "options": ("viteproxy.optionscli", "list viteproxy's options with defaults and help (any mitmproxy line)"),
     "addon-path": ("viteproxy.cli", "print the path of the script for `mitmdump -s` / `mitmweb -s`"),
 }
 

@@ -9,6 +9,7 @@ from .explainer import Explainer
 from .recorder import Recorder
 from .router import Router
 from .subprotocols import Subprotocols
+from .webcolumns import CommentColumn
 
 __all__ = ["make_addons"]
 
@@ -19,4 +20,4 @@ def make_addons() -> list[Any]:
     # hook, so they come after it; Recorder last: it logs each flow in the
     # state the other addons left it (diagnosed, the 101 as repaired).
     # Internals (the patches of mitmproxy, and which connections they act on) after it too.
-    return [router, Internals(router), Explainer(router), Subprotocols(router), Recorder()]
+    return [router, Internals(router), Explainer(router), Subprotocols(router), Recorder(), CommentColumn()]
