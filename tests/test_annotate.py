@@ -14,6 +14,7 @@ import pytest
 from mitmproxy import http, io
 from mitmproxy.test import tflow
 
+from support import read_flows
 from viteproxy.annotate import compose, note, note_close, note_handshake, note_route, record_diagnosis
 from viteproxy.codes import Code
 from viteproxy.diagnosis import connect_refused, hmr_captured
@@ -91,8 +92,7 @@ def test_the_record_round_trips_through_mitmproxys_serialiser() -> None:
 
 
 def test_a_file_written_before_flowmeta_reads_through_the_accessor() -> None:
-    with open(FLOWS / "handshake_failures.mitm", "rb") as fp:
-        flows = [fl for fl in io.FlowReader(fp).stream() if isinstance(fl, http.HTTPFlow)]
+    flows = read_flows(FLOWS / "handshake_failures.mitm")
     codes = {meta(fl)["diagnosis"]["code"] for fl in flows if has_meta(fl) and "diagnosis" in meta(fl)}
     assert {"HANDSHAKE_FORBIDDEN_ORIGIN", "CONNECT_REFUSED", "NO_WS_RULE"} <= codes
     assert all(Code.get(c) is not None for c in codes)

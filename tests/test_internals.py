@@ -28,7 +28,17 @@ from mitmproxy.proxy.layers.websocket import WebsocketConnection
 from mitmproxy.test import taddons, tflow
 from websockets.sync.client import connect
 
-from support import Backend, Proxy, SilentListener, free_port, read_jsonl, wait_until
+from support import (
+    HAS_TCP_TIMEOUT,
+    Backend,
+    Proxy,
+    SilentListener,
+    free_port,
+    listener,
+    needs_tcp_timeout,
+    read_jsonl,
+    wait_until,
+)
 from viteproxy import internals
 from viteproxy.internals import logtext, patches
 from viteproxy.internals.addon import Internals
@@ -169,11 +179,8 @@ def _listen_failure_records(mode: str, port: int) -> list[str]:
 
 @pytest.fixture
 def held_port() -> Iterator[int]:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    s.listen()
-    yield s.getsockname()[1]
-    s.close()
+    with listener() as s:
+        yield s.getsockname()[1]
 
 
 def test_listen_failed_parses_the_real_record_of_a_reverse_listener(held_port: int) -> None:
@@ -223,7 +230,7 @@ def test_client_disconnected_parses_the_real_error_of_a_client_that_stopped_wait
     assert not logtext.is_client_disconnect("Connection refused")
 
 
-@pytest.mark.skipif(MITM < (12, 2), reason="no tcp_timeout option before mitmproxy 12.2")
+@needs_tcp_timeout
 def test_idle_close_parses_the_real_record(backend: Backend, proxy_factory: Any) -> None:
     proxy: Proxy = proxy_factory({"proxy": {"/api": backend.url}}, args=("--set", "tcp_timeout=1"))
     with socket.create_connection(("127.0.0.1", proxy.port)):
@@ -232,7 +239,7 @@ def test_idle_close_parses_the_real_record(backend: Backend, proxy_factory: Any)
     assert lines and all(logtext.is_idle_close(x) for x in lines), lines
 
 
-@pytest.mark.skipif(MITM >= (12, 2), reason="the record itself is produced above")
+@pytest.mark.skipif(HAS_TCP_TIMEOUT, reason="the record itself is produced above")
 def test_idle_close_matches_the_wording_in_this_mitmproxys_source() -> None:
     # mitmproxy 11 cuts idle connections after a fixed 600 s: too long for a
     # test to wait, so the contract is checked against the line that logs it.

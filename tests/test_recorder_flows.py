@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 from flows.record import normalise
-from mitmproxy import eventsequence, http, io
+from mitmproxy import eventsequence, http
+from mitmproxy.flow import Flow
 from mitmproxy.test import taddons
 
-from support import read_jsonl
+from support import read_flows, read_jsonl
 from viteproxy.addons.recorder import Recorder
 from viteproxy.flowfile import records_from_flow_file
 
@@ -28,8 +29,7 @@ def _golden(stem: str) -> list[dict[str, Any]]:
 
 
 def _flows(stem: str) -> list[http.HTTPFlow]:
-    with open(FLOWS / f"{stem}.mitm", "rb") as f:
-        return [fl for fl in io.FlowReader(f).stream() if isinstance(fl, http.HTTPFlow)]
+    return read_flows(FLOWS / f"{stem}.mitm")
 
 
 def _replay(flows: list[http.HTTPFlow], log: Path, **options: Any) -> list[int]:
@@ -170,7 +170,7 @@ def test_mitmweb_view_gets_the_annotated_flow(tmp_path: Path) -> None:
     rec = Recorder()
     shown: list[tuple[str, str]] = []
 
-    def updated(flow: http.HTTPFlow) -> None:
+    def updated(flow: Flow) -> None:
         shown.append((flow.comment, flow.marked))
 
     view.sig_view_update.connect(updated)  # held weakly: keep `updated` alive
