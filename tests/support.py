@@ -41,6 +41,7 @@ from websockets.typing import Origin, Subprotocol
 ROOT = Path(__file__).resolve().parent.parent
 ENTRY = ROOT / "addons" / "viteproxy.py"
 MITMDUMP = Path(sys.executable).with_name("mitmdump")
+MITMWEB = Path(sys.executable).with_name("mitmweb")
 PEERS = ROOT / "tests" / "peers"  # npm packages the peer tests run (./scripts/setup-peers)
 PEERS_HINT = "run ./scripts/setup-peers"
 # As root on a closed network Chromium needs these: no sandbox (root), and none of
@@ -312,10 +313,11 @@ class Backend:
 
 
 class Proxy:
-    """A real `mitmdump -s addons/viteproxy.py` on a rules file in its own folder."""
+    """A real `mitmdump -s addons/viteproxy.py` (or mitmweb: `program`) on a rules file in its own folder."""
 
     def __init__(self, workdir: Path, rules: dict[str, Any] | str, *, args: tuple[str, ...] = (),
-                 port: int | None = None, wait: bool = True, env: dict[str, str] | None = None) -> None:
+                 port: int | None = None, wait: bool = True, env: dict[str, str] | None = None,
+                 program: Path = MITMDUMP) -> None:
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
@@ -333,7 +335,7 @@ class Proxy:
         self.args = args
         self._out = open(self.output_path, "wb")
         self.proc = subprocess.Popen(
-            [str(MITMDUMP), "-s", str(ENTRY), *args],
+            [str(program), "-s", str(ENTRY), *args],
             cwd=workdir, stdout=self._out, stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )

@@ -134,7 +134,7 @@ def test_saved_flows_carry_the_diagnosis(tmp_path: Path, backend: Backend, proxy
         fl = flows[path]
         assert fl.metadata["viteproxy"]["diagnosis"]["code"] == code
         rule = "/" + path.split("/")[1]
-        assert fl.comment.startswith(f"[{rule}] {code}") and fl.marked
+        assert fl.comment.startswith(f"{code}") and f" [{rule}]\n" in fl.comment and fl.marked
         assert fl.comment.splitlines()[1].startswith(f"{code}: ")
     # No response was invented for the failed connect: the flow keeps mitmproxy's error.
     assert flows["/down/x"].response is None and flows["/down/x"].error is not None

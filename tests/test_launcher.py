@@ -93,6 +93,6 @@ def test_saved_flows_keep_the_diagnoses_and_report_reads_them(tmp_path):
     codes = {c["url"]: (c["diagnosis"] or {}).get("code") for c in report["connections"]}
     assert codes == {"/down/x": "CONNECT_REFUSED", "/nothing": "NO_RULE"}, report
     saved = {fl.request.path: fl for fl in read_flows(flows)}
-    assert saved["/down/x"].comment.startswith("[/down] CONNECT_REFUSED") and saved["/down/x"].marked
+    assert saved["/down/x"].comment.startswith("CONNECT_REFUSED [/down]\n") and saved["/down/x"].marked
     # Answered by the proxy itself: shown under the address the client asked, not the first rule's backend.
     assert saved["/nothing"].request.port == port
