@@ -211,6 +211,9 @@ def test_ws_frame_parses_the_real_ping_records_of_mitmdump(backend: Backend, pro
             frames.append(frame)
     assert [(f.kind, f.from_client, f.payload) for f in frames] == [
         ("ping", True, b"are\x00you 'there'"), ("pong", False, b"are\x00you 'there'")]
+    # The start-up self-check: one line naming the active patches.
+    version = ".".join(map(str, MITM))
+    assert f"viteproxy: mitmproxy {version} patches active: error-page, ws-abnormal-close\n" in proxy.output()
 
 
 def test_client_disconnected_parses_the_real_error_of_a_client_that_stopped_waiting(
