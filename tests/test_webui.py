@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from mitmproxy.test import taddons
 from mitmproxy.tools.web.webaddons import WebAddon
 
@@ -75,3 +76,26 @@ def test_readme_says_how_to_list_the_options_on_each_line() -> None:
     readme = (ROOT / "README.md").read_text()
     assert "`viteproxy options`" in readme
     assert "lists them on mitmproxy 12 only" in readme
+
+
+@pytest.mark.parametrize("host_header, shown", [
+    ("127.0.0.1:5280", ("127.0.0.1", 5280)),
+    ("[::1]:5281", ("::1", 5281)),
+    ("localhost", ("localhost", 5280)),  # no port in Host: the one the client connected to
+    (None, ("127.0.0.1", 5280)),
+    ("bad:port", ("127.0.0.1", 5280)),
+])
+def test_a_request_the_proxy_answered_shows_the_address_the_client_asked(
+        host_header: str | None, shown: tuple[str, int]) -> None:
+    from mitmproxy.test import tflow
+
+    from viteproxy.addons.router import _show_as_asked
+
+    f = tflow.tflow()
+    f.client_conn.sockname = ("127.0.0.1", 5280)
+    f.request.host, f.request.port = "127.0.0.1", 3001  # where reverse mode had pointed it
+    f.request.headers.pop("host", None)
+    if host_header is not None:
+        f.request.headers["host"] = host_header
+    _show_as_asked(f)
+    assert (f.request.host, f.request.port) == shown

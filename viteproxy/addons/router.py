@@ -15,9 +15,9 @@ from __future__ import annotations
 import logging
 import weakref
 from typing import Any
+from urllib.parse import urlsplit
 
 from mitmproxy import ctx, http, tls
-from mitmproxy.net.http.url import parse_authority
 from mitmproxy.proxy import mode_specs
 
 from ..annotate import note_route, record_diagnosis
@@ -247,12 +247,13 @@ def _show_as_asked(flow: http.HTTPFlow) -> None:
     req = flow.request
     listen = flow.client_conn.sockname
     default_port = listen[1] if listen else req.port
-    host, port = req.pretty_host, default_port
-    if req.host_header:
-        host, parsed = parse_authority(req.host_header, check=False)
-        port = parsed or default_port
-    elif listen:
-        host = str(listen[0])
+    host, port = (str(listen[0]), default_port) if listen else (req.host, req.port)
+    try:
+        authority = urlsplit(f"//{req.host_header}") if req.host_header else None
+        if authority is not None and authority.hostname:
+            host, port = authority.hostname, authority.port or default_port
+    except ValueError:  # a Host header that is no host[:port]: keep the listen address
+        pass
     req.scheme = "https" if flow.client_conn.tls_established else "http"
     req.host, req.port = host, port
 
