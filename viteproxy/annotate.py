@@ -108,7 +108,7 @@ def record_diagnosis(flow: Annotatable, diag: Diagnosis) -> bool:
     existing = m.get("diagnosis")
     if existing and existing.get("severity") != "warning" and diag.severity == "warning":
         return False
-    m["diagnosis"] = diag.to_dict()  # type: ignore[typeddict-item]
+    m["diagnosis"] = diag.to_dict()
     refresh(flow)
     log = logger.warning if diag.severity == "warning" else logger.error
     log("viteproxy: %s %s: %s Fix: %s", diag.code, flow.request.path, diag.summary, diag.fix)
