@@ -11,6 +11,7 @@ import pytest
 
 from support import (
     CHROMIUM_ARGS,
+    ROOT,
     Backend,
     CounterBackend,
     LoopThread,
@@ -22,6 +23,26 @@ from support import (
     wait_until,
 )
 from viteproxy.session import load
+
+# Written by the tools themselves, not by tests.
+_TOOL_CACHES = {".pytest_cache", ".mypy_cache", ".ruff_cache", "__pycache__"}
+
+
+@pytest.fixture(autouse=True)
+def in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test runs in its own folder: an addon configured with its defaults (the
+    recorder opens ./viteproxy.jsonl) writes there, not into the checkout."""
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def repository_root_untouched() -> Iterator[None]:
+    """No test may leave files in the checkout's root (logs, flow files, screenshots):
+    they belong in tmp_path. Checked once, after the whole run."""
+    before = {p.name for p in ROOT.iterdir()}
+    yield
+    new = sorted({p.name for p in ROOT.iterdir()} - before - _TOOL_CACHES)
+    assert not new, f"tests wrote into the repository root: {new}"
 
 
 @pytest.fixture(scope="session")

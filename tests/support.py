@@ -21,20 +21,27 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import pytest
 import yaml
 from aiohttp import WSCloseCode, WSMsgType, web
+from mitmproxy import io as mitm_io
+from mitmproxy.http import HTTPFlow
+from websockets.sync.client import ClientConnection
+from websockets.sync.client import connect as _ws_connect
+from websockets.typing import Origin, Subprotocol
 
 ROOT = Path(__file__).resolve().parent.parent
 ENTRY = ROOT / "addons" / "viteproxy.py"
 MITMDUMP = Path(sys.executable).with_name("mitmdump")
+MITMWEB = Path(sys.executable).with_name("mitmweb")
 PEERS = ROOT / "tests" / "peers"  # npm packages the peer tests run (./scripts/setup-peers)
 PEERS_HINT = "run ./scripts/setup-peers"
 # As root on a closed network Chromium needs these: no sandbox (root), and none of
@@ -47,6 +54,20 @@ CHROMIUM_ARGS = (
 T = TypeVar("T")
 
 
+# mitmproxy 12.2.1+ has a tcp_timeout option; 11.0 closes idle connections after a fixed 600 s.
+HAS_TCP_TIMEOUT = "tcp_timeout" in __import__("mitmproxy.options", fromlist=["Options"]).Options()
+needs_tcp_timeout = pytest.mark.skipif(
+    not HAS_TCP_TIMEOUT, reason="needs mitmproxy's tcp_timeout (12.2.1+); 11.0 closes idle connections after 600 s")
+
+
+def listener(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
+    """A listening socket that holds a port (use as a context manager)."""
+    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    s.bind((host, port))
+    s.listen()
+    return s
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as s:
@@ -54,7 +75,7 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-def wait_until(predicate: Callable[[], T], timeout: float = 15.0, what: str = "condition",
+def wait_until(predicate: Callable[[], T | None], timeout: float = 15.0, what: str = "condition",
                interval: float = 0.02) -> T:
     """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
@@ -65,6 +86,14 @@ def wait_until(predicate: Callable[[], T], timeout: float = 15.0, what: str = "c
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+def ws_connect(uri: str, *, subprotocols: list[str] | tuple[str, ...] | None = None,
+               origin: str | None = None, **kwargs: Any) -> ClientConnection:
+    """websockets' sync client, taking plain strings for its typed names (Subprotocol, Origin)."""
+    return _ws_connect(
+        uri, subprotocols=None if subprotocols is None else [Subprotocol(p) for p in subprotocols],
+        origin=None if origin is None else Origin(origin), **kwargs)
 
 
 def port_open(host: str, port: int) -> bool:
@@ -284,10 +313,11 @@ class Backend:
 
 
 class Proxy:
-    """A real `mitmdump -s addons/viteproxy.py` on a rules file in its own folder."""
+    """A real `mitmdump -s addons/viteproxy.py` (or mitmweb: `program`) on a rules file in its own folder."""
 
     def __init__(self, workdir: Path, rules: dict[str, Any] | str, *, args: tuple[str, ...] = (),
-                 port: int | None = None, wait: bool = True, env: dict[str, str] | None = None) -> None:
+                 port: int | None = None, wait: bool = True, env: dict[str, str] | None = None,
+                 program: Path = MITMDUMP) -> None:
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
@@ -305,7 +335,7 @@ class Proxy:
         self.args = args
         self._out = open(self.output_path, "wb")
         self.proc = subprocess.Popen(
-            [str(MITMDUMP), "-s", str(ENTRY), *args],
+            [str(program), "-s", str(ENTRY), *args],
             cwd=workdir, stdout=self._out, stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
@@ -348,6 +378,27 @@ class Proxy:
             self.proc.kill()
             self.proc.wait(5)
         self._out.close()
+
+
+def launch_lean(tmp_path: Path, rules: dict[str, Any], *args: str) -> tuple[subprocess.Popen[bytes], int, BinaryIO]:
+    """The lean launcher (`python -m viteproxy.launcher`) on `rules`, listening: (process, port, output)."""
+    port = free_port()
+    rules = {**rules, "server": {"port": port}}
+    path = tmp_path / "rules.yaml"
+    path.write_text(yaml.safe_dump(rules))
+    out = open(tmp_path / "launcher.out", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "viteproxy.launcher", "--rules", str(path), *args],
+        # In its own directory, where the recorder's default log goes; the checkout's package on the path.
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=out, stderr=subprocess.STDOUT,
+    )
+
+    def up() -> bool:
+        assert proc.poll() is None, (tmp_path / "launcher.out").read_text()
+        return port_open("127.0.0.1", port)
+
+    wait_until(up, 30, "the launcher to listen")
+    return proc, port, out
 
 
 def run_mitmdump(workdir: Path, args: tuple[str, ...] = (),
@@ -581,6 +632,21 @@ class BlackholeListener:
             s.close()
         self.listener.close()
 
+def run_doctor(rules: Path, *args: str, cwd: Path | None = None) -> tuple[int, dict[str, Any]]:
+    """scripts/doctor by its path, from another folder, on this interpreter."""
+    cmd = [str(ROOT / "scripts" / "doctor"), "--json", "--rules", str(rules), "--timeout", "1", *args]
+    done = subprocess.run(cmd, cwd=cwd or rules.parent, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "VITEPROXY_PYTHON": sys.executable})
+    assert done.returncode in (0, 1), done.stderr
+    return done.returncode, json.loads(done.stdout)
+
+
+def read_flows(path: Path) -> list[HTTPFlow]:
+    """The HTTP (and WebSocket) flows of a mitmproxy `.mitm` file."""
+    with open(path, "rb") as f:
+        return [fl for fl in mitm_io.FlowReader(f).stream() if isinstance(fl, HTTPFlow)]
+
+
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """Every complete line of a JSONL log (a cut last line, as after a SIGKILL, is left out)."""
     if not path.exists():
@@ -620,7 +686,7 @@ def node_peer(package: str) -> Path:
 
 def artifacts_dir() -> Path:
     """Where tests leave files for people to look at (screenshots); VITEPROXY_ARTIFACTS overrides."""
-    folder = Path(os.environ.get("VITEPROXY_ARTIFACTS") or ROOT / "test-artifacts")
+    folder = Path(os.environ.get("VITEPROXY_ARTIFACTS") or Path(tempfile.gettempdir()) / "viteproxy-test-artifacts")
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 

@@ -14,6 +14,7 @@ import pytest
 from mitmproxy import http, io
 from mitmproxy.test import tflow
 
+from support import read_flows
 from viteproxy.annotate import compose, note, note_close, note_handshake, note_route, record_diagnosis
 from viteproxy.codes import Code
 from viteproxy.diagnosis import connect_refused, hmr_captured
@@ -27,21 +28,25 @@ REFUSED = connect_refused("127.0.0.1", 3001, [], rule="/api", upstream="http://1
 
 
 @pytest.mark.parametrize(("record", "first_line", "marked"), [
+    # A request that went through: the rule and where it went.
     (ROUTE, "[/api] -> http://127.0.0.1:3001/x", False),
-    ({**ROUTE, "diagnosis": REFUSED}, "[/api] CONNECT_REFUSED", True),
-    ({**WS, "handshake": "upgraded"}, "[/ws] upgraded", False),
-    ({**WS, "handshake": "upgraded", "close": "closed by client: 1000 normal closure",
-      "close_abnormal": False}, "[/ws] upgraded · closed by client: 1000 normal closure", False),
-    ({**WS, "handshake": "upgraded", "close": "closed by server: 1006 abnormal",
-      "close_abnormal": True}, "[/ws] upgraded · closed by server: 1006 abnormal", True),
-    ({**WS, "handshake": "rejected 403"}, "[/ws] rejected 403", True),
+    # Otherwise the outcome first (mitmweb's Comment column shows ~20 characters), then the rule.
+    ({**ROUTE, "diagnosis": REFUSED}, "CONNECT_REFUSED [/api]", True),
+    ({**WS, "handshake": "upgraded"}, "upgraded [/ws]", False),
+    ({**WS, "handshake": "upgraded", "close": "closed by client: 1000", "close_meaning": "normal closure",
+      "close_abnormal": False}, "upgraded · closed by client: 1000 [/ws]", False),
+    ({**WS, "handshake": "upgraded", "close": "closed by server: 1006", "close_meaning": "abnormal",
+      "close_abnormal": True}, "upgraded · closed by server: 1006 [/ws]", True),
+    ({**WS, "handshake": "rejected 403"}, "rejected 403 [/ws]", True),
+    ({**WS, "handshake": "failed: connect refused", "diagnosis": REFUSED},
+     "CONNECT_REFUSED · failed [/ws]", True),
     # Answered by the proxy itself: no rule, no route line.
     ({"kind": "http", "rule": None, "url": "/nothing", "diagnosis": {**REFUSED, "code": "NO_RULE"}},
-     "[no rule] NO_RULE", True),
-    # A flow viteproxy did not touch (another mode's) gets no label.
+     "NO_RULE", True),
+    # A flow viteproxy did not route (another mode's) gets no rule.
     ({"handshake": "upgraded"}, "upgraded", False),
 ])
-def test_compose_first_line_is_rule_and_outcome(record: FlowMeta, first_line: str, marked: bool) -> None:
+def test_compose_first_line_is_outcome_and_rule(record: FlowMeta, first_line: str, marked: bool) -> None:
     comment, warn = compose(record)
     assert comment.splitlines()[0] == first_line
     assert warn is marked
@@ -91,8 +96,7 @@ def test_the_record_round_trips_through_mitmproxys_serialiser() -> None:
 
 
 def test_a_file_written_before_flowmeta_reads_through_the_accessor() -> None:
-    with open(FLOWS / "handshake_failures.mitm", "rb") as fp:
-        flows = [fl for fl in io.FlowReader(fp).stream() if isinstance(fl, http.HTTPFlow)]
+    flows = read_flows(FLOWS / "handshake_failures.mitm")
     codes = {meta(fl)["diagnosis"]["code"] for fl in flows if has_meta(fl) and "diagnosis" in meta(fl)}
     assert {"HANDSHAKE_FORBIDDEN_ORIGIN", "CONNECT_REFUSED", "NO_WS_RULE"} <= codes
     assert all(Code.get(c) is not None for c in codes)

@@ -6,9 +6,18 @@ from collections.abc import Iterator
 
 import pytest
 from multidict import CIMultiDict
-from websockets.sync.client import connect
 
-from support import Backend, LoopThread, Proxy, echo_json, http_request, probe_args, probed_flows, wait_until
+from support import (
+    Backend,
+    LoopThread,
+    Proxy,
+    echo_json,
+    http_request,
+    probe_args,
+    probed_flows,
+    wait_until,
+    ws_connect,
+)
 from viteproxy.config import parse_config
 from viteproxy.routing import Miss, Route, route
 
@@ -92,7 +101,7 @@ def setup(loop_thread: LoopThread, tmp_path_factory) -> Iterator[tuple[Proxy, Ba
 def test_vite_sockets_fall_through_to_the_fallback(setup, protocol):
     proxy, app, dev = setup
     before = len(app.seen)
-    with connect(proxy.url(f"/?token={protocol}", "ws"), subprotocols=[protocol], open_timeout=10) as c:
+    with ws_connect(proxy.url(f"/?token={protocol}", "ws"), subprotocols=[protocol], open_timeout=10) as c:
         assert c.subprotocol == protocol
         c.send("ping")
         assert c.recv(timeout=10) == "ping"
@@ -107,11 +116,11 @@ def test_vite_sockets_fall_through_to_the_fallback(setup, protocol):
 def test_other_upgrades_reach_the_rules_target(setup):
     proxy, app, dev = setup
     before = len(dev.seen)
-    with connect(proxy.url("/live", "ws"), subprotocols=["chat"], open_timeout=10) as c:
+    with ws_connect(proxy.url("/live", "ws"), subprotocols=["chat"], open_timeout=10) as c:
         assert c.subprotocol == "chat"
         c.send("x")
         assert c.recv(timeout=10) == "x"
-    with connect(proxy.url("/live2", "ws"), open_timeout=10) as c:
+    with ws_connect(proxy.url("/live2", "ws"), open_timeout=10) as c:
         c.send("y")
         assert c.recv(timeout=10) == "y"
     assert [s.path for s in app.seen[-2:]] == ["/live", "/live2"]

@@ -27,7 +27,6 @@ from typing import Any
 import pytest
 import trustme
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
-from websockets.sync.client import connect
 
 from support import (
     ROOT,
@@ -39,7 +38,9 @@ from support import (
     free_port,
     http_request,
     log_lines,
+    run_doctor,
     wait_until,
+    ws_connect,
 )
 from viteproxy.doctor import codes
 
@@ -73,15 +74,6 @@ class World:
 
     def doctor_codes(self, rule: str) -> list[str]:
         return codes(self.doctor).get(rule, [])
-
-
-def run_doctor(rules: Path, *args: str, cwd: Path | None = None) -> tuple[int, dict[str, Any]]:
-    """scripts/doctor by its path, from another folder, on this interpreter."""
-    cmd = [str(ROOT / "scripts" / "doctor"), "--json", "--rules", str(rules), "--timeout", "1", *args]
-    done = subprocess.run(cmd, cwd=cwd or rules.parent, capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "VITEPROXY_PYTHON": sys.executable})
-    assert done.returncode in (0, 1), done.stderr
-    return done.returncode, json.loads(done.stdout)
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +146,7 @@ def test_connect_refused(world: World) -> None:
     assert "CONNECT_REFUSED" in world.doctor_codes("/refused")
     # The same through a WebSocket client: the handshake fails with our 502, not a silent 1006.
     with pytest.raises(InvalidStatus) as e:
-        connect(f"ws://127.0.0.1:{world.proxy.port}/refused/ws", open_timeout=10)
+        ws_connect(f"ws://127.0.0.1:{world.proxy.port}/refused/ws", open_timeout=10)
     assert e.value.response.status_code == 502
     assert e.value.response.headers["x-viteproxy-diagnosis"] == "CONNECT_REFUSED"
     assert b"CONNECT_REFUSED" in e.value.response.body
@@ -213,7 +205,7 @@ def test_tls_verify_failed_and_secure_false(world: World) -> None:
 
 def _handshake(world: World, path: str, **kwargs: Any) -> Any:
     with pytest.raises(InvalidStatus) as e:
-        connect(f"ws://127.0.0.1:{world.proxy.port}{path}", open_timeout=10, **kwargs)
+        ws_connect(f"ws://127.0.0.1:{world.proxy.port}{path}", open_timeout=10, **kwargs)
     return e.value.response
 
 
@@ -257,7 +249,7 @@ def test_handshake_rejected(world: World) -> None:
 
 def test_subprotocol_mismatch(world: World) -> None:
     with pytest.raises(InvalidHandshake):  # the client aborts, as browsers do
-        connect(f"ws://127.0.0.1:{world.proxy.port}/picky/x", subprotocols=["chat.v1"], open_timeout=10)
+        ws_connect(f"ws://127.0.0.1:{world.proxy.port}/picky/x", subprotocols=["chat.v1"], open_timeout=10)
     line = world.logged("SUBPROTOCOL_MISMATCH", "/picky/x")
     assert "'chat.v2'" in line
     logged = world.in_log("SUBPROTOCOL_MISMATCH", "/picky/x", "ws_handshake")
@@ -266,9 +258,9 @@ def test_subprotocol_mismatch(world: World) -> None:
 
 
 def test_hmr_captured(world: World) -> None:
-    with connect(f"ws://127.0.0.1:{world.proxy.port}/hmr-app/", subprotocols=["vite-hmr"],
+    with ws_connect(f"ws://127.0.0.1:{world.proxy.port}/hmr-app/", subprotocols=["vite-hmr"],
                  open_timeout=10) as c:
-        assert c.response.headers["x-viteproxy-diagnosis"] == "HMR_CAPTURED"
+        assert c.response is not None and c.response.headers["x-viteproxy-diagnosis"] == "HMR_CAPTURED"
     world.logged("HMR_CAPTURED", "/hmr-app/")
     line = world.in_log("HMR_CAPTURED", "/hmr-app/", "ws_handshake")
     assert line["outcome"] == "upgraded" and line["diagnosis"]["severity"] == "warning"
@@ -308,7 +300,7 @@ def test_no_ws_rule(world: World) -> None:
 
 
 def test_backend_closed_abnormally(world: World) -> None:
-    with connect(f"ws://127.0.0.1:{world.proxy.port}/echo/x", open_timeout=10) as c:
+    with ws_connect(f"ws://127.0.0.1:{world.proxy.port}/echo/x", open_timeout=10) as c:
         c.send("abort")
         with pytest.raises(ConnectionClosed):
             c.recv(timeout=10)
@@ -329,7 +321,7 @@ def test_report_names_each_failure_in_the_log(world: World) -> None:
     for path in ("/nf/report", "/origin/report", "/socket.io/?EIO=4&transport=websocket&report=1"):
         _handshake(world, path)
     for path, offered in (("/echo/report", None), ("/hmr-app/report", ["vite-hmr"])):
-        with connect(f"ws://127.0.0.1:{world.proxy.port}{path}", subprotocols=offered, open_timeout=10) as c:
+        with ws_connect(f"ws://127.0.0.1:{world.proxy.port}{path}", subprotocols=offered, open_timeout=10) as c:
             c.send("abort")
             with pytest.raises(ConnectionClosed):
                 c.recv(timeout=10)

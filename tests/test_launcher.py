@@ -7,35 +7,14 @@ import os
 import subprocess
 import sys
 
-import yaml
 from websockets.sync.client import connect
 
-from support import ROOT, echo_json, free_port, http_request, port_open, wait_until
-
-
-def _launch(tmp_path, rules: dict, *args: str) -> tuple[subprocess.Popen, int, object]:
-    port = free_port()
-    rules = {**rules, "server": {"port": port}}
-    path = tmp_path / "rules.yaml"
-    path.write_text(yaml.safe_dump(rules))
-    out = open(tmp_path / "launcher.out", "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "viteproxy.launcher", "--rules", str(path), *args],
-        # In its own directory, where the recorder's default log goes; the checkout's package on the path.
-        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=out, stderr=subprocess.STDOUT,
-    )
-
-    def up() -> bool:
-        assert proc.poll() is None, (tmp_path / "launcher.out").read_text()
-        return port_open("127.0.0.1", port)
-
-    wait_until(up, 30, "the launcher to listen")
-    return proc, port, out
+from support import ROOT, echo_json, free_port, http_request, launch_lean, read_flows, wait_until
 
 
 def test_launcher_routes_http_and_websocket_without_default_listener(tmp_path, backend_factory):
     api, ws = backend_factory(), backend_factory()
-    proc, port, out = _launch(tmp_path, {"proxy": {
+    proc, port, out = launch_lean(tmp_path, {"proxy": {
         "/api": {"target": api.url, "rewrite": {"^/api": ""}},
         "/ws": {"target": ws.url, "ws": True},
     }})
@@ -72,7 +51,7 @@ def test_launcher_records_to_the_log(tmp_path, backend_factory):
     # as mitmdump's script loader does, or it silently records nothing.
     ws = backend_factory()
     log = tmp_path / "viteproxy.jsonl"  # the default: no viteproxy_* option given
-    proc, port, out = _launch(tmp_path, {"proxy": {"/ws": {"target": ws.url, "ws": True}}})
+    proc, port, out = launch_lean(tmp_path, {"proxy": {"/ws": {"target": ws.url, "ws": True}}})
     try:
         with connect(f"ws://127.0.0.1:{port}/ws/rec") as c:
             for text in ("one", "two"):
@@ -92,3 +71,28 @@ def test_launcher_records_to_the_log(tmp_path, backend_factory):
     events = logged()
     assert [e["payload"] for e in events if e["event"] == "ws_message"] == ["one", "one", "two", "two"]
     assert any(e["event"] == "http" and e["url"] == "/nothing-here" and "diagnosis" in e for e in events)
+
+
+def test_saved_flows_keep_the_diagnoses_and_report_reads_them(tmp_path):
+    # As `mitmdump -w` does: the save addon sees each flow after viteproxy annotated it.
+    flows = tmp_path / "flows.mitm"
+    proc, port, out = launch_lean(tmp_path, {"proxy": {"/down": f"http://127.0.0.1:{free_port()}"}},
+                              "-w", str(flows), "-v")
+    try:
+        assert http_request(port, "GET", "/down/x")[0] == 502
+        assert http_request(port, "GET", "/nothing")[0] == 404
+    finally:
+        proc.terminate()
+        proc.wait(15)
+        out.close()
+    r = subprocess.run([sys.executable, "-m", "viteproxy", "report", "--json", str(flows)],
+                       cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1, r.stderr
+    report = json.loads(r.stdout)
+    codes = {c["url"]: (c["diagnosis"] or {}).get("code") for c in report["connections"]}
+    assert codes == {"/down/x": "CONNECT_REFUSED", "/nothing": "NO_RULE"}, report
+    saved = {fl.request.path: fl for fl in read_flows(flows)}
+    assert saved["/down/x"].comment.startswith("CONNECT_REFUSED [/down]\n") and saved["/down/x"].marked
+    # Answered by the proxy itself: shown under the address the client asked, not the first rule's backend.
+    assert saved["/nothing"].request.port == port

@@ -12,6 +12,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from itertools import count
+from typing import Any
 
 import pytest
 
@@ -73,7 +74,7 @@ class Pair:
     def server_send(self, **command: object) -> None:
         self.server.send(conn=self.conn, **command)
 
-    def server_wait(self, event: str, **fields: object) -> dict:
+    def server_wait(self, event: str, **fields: Any) -> dict:
         return self.server.wait_for(event, conn=self.conn, **fields)
 
     def close(self) -> None:

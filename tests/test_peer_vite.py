@@ -24,9 +24,9 @@ from typing import Any
 
 import pytest
 from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import ClientConnection, connect
+from websockets.sync.client import ClientConnection
 
-from support import Backend, Proxy, ViteServer, http_request, node_peer, wait_until
+from support import Backend, Proxy, ViteServer, http_request, node_peer, wait_until, ws_connect
 
 pytestmark = pytest.mark.peers
 
@@ -64,14 +64,14 @@ def proxy(vite: ViteServer, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 def hmr_connect(port: int, token: str, protocol: str = "vite-hmr") -> ClientConnection:
     """Vite's HMR handshake as its browser client makes it, to whatever listens on `port`."""
-    return connect(f"ws://127.0.0.1:{port}/?token={token}", subprotocols=[protocol],  # type: ignore[list-item]
+    return ws_connect(f"ws://127.0.0.1:{port}/?token={token}", subprotocols=[protocol],  # type: ignore[list-item]
                    origin=f"http://127.0.0.1:{port}", proxy=None, open_timeout=15)  # type: ignore[arg-type]
 
 
 def next_message(ws: ClientConnection, types: tuple[str, ...], timeout: float = 20) -> dict[str, Any]:
     """The next HMR payload of one of `types`, skipping others (Vite may send pings, errors...)."""
     deadline = time.monotonic() + timeout
-    seen = []
+    seen: list[Any] = []
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
@@ -138,7 +138,7 @@ def test_catch_all_ws_rule_with_bypass_lets_hmr_reach_vite(
         assert ws.subprotocol == "vite-hmr"
         assert next_message(ws, ("connected",)) == {"type": "connected"}
     # Every other upgrade still goes to the rule's backend.
-    with connect(f"ws://127.0.0.1:{p.port}/live", proxy=None) as ws:  # type: ignore[arg-type]
+    with ws_connect(f"ws://127.0.0.1:{p.port}/live", proxy=None) as ws:  # type: ignore[arg-type]
         ws.send("to the backend")
         assert ws.recv(timeout=10) == "to the backend"
     assert [(s.path, s.headers.get("Sec-WebSocket-Protocol")) for s in backend.seen if s.websocket] == [

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 
 import pytest
 from websockets.exceptions import InvalidStatus
-from websockets.sync.client import connect
 
 from support import (
     Backend,
@@ -25,6 +24,7 @@ from support import (
     http_request,
     listening_addresses,
     wait_until,
+    ws_connect,
 )
 
 
@@ -206,14 +206,14 @@ def test_sse_events_arrive_before_the_backend_finishes(proxy, d):
 def test_get_and_upgrade_to_the_same_url_reach_different_backends(proxy, a, b):
     _, _, body = get(proxy, "/socket/live")
     assert a.seen[-1].path == "/socket/live" and not a.seen[-1].websocket
-    with connect(ws_url(proxy, "/socket/live"), open_timeout=10) as ws:
+    with ws_connect(ws_url(proxy, "/socket/live"), open_timeout=10) as ws:
         ws.send("which backend?")
         assert ws.recv(timeout=10) == "which backend?"
     assert b.seen[-1].path == "/socket/live" and b.seen[-1].websocket
 
 
 def test_websocket_rewrite_origin_host_headers_and_xfwd_on_the_handshake(proxy, c):
-    with connect(ws_url(proxy, "/ws/chat?room=7"), open_timeout=10,
+    with ws_connect(ws_url(proxy, "/ws/chat?room=7"), open_timeout=10,
                  origin="http://127.0.0.1:5173") as ws:  # type: ignore[arg-type]
         ws.send("hi")
         assert ws.recv(timeout=10) == "hi"
@@ -228,7 +228,7 @@ def test_websocket_rewrite_origin_host_headers_and_xfwd_on_the_handshake(proxy, 
 
 
 def test_websocket_without_rewrite_ws_origin_keeps_origin_and_host(proxy, c):
-    with connect(ws_url(proxy, "/plainws"), open_timeout=10,
+    with ws_connect(ws_url(proxy, "/plainws"), open_timeout=10,
                  origin="http://127.0.0.1:5173") as ws:  # type: ignore[arg-type]
         ws.send("x")
         assert ws.recv(timeout=10) == "x"
@@ -243,7 +243,7 @@ def test_websocket_text_and_binary_messages_echo_intact(proxy, c):
     text = "héllo ✓ " * 1000
     small = os.urandom(1000)
     big = os.urandom(1024 * 1024)
-    with connect(ws_url(proxy, "/ws/echo"), open_timeout=10, max_size=None) as ws:
+    with ws_connect(ws_url(proxy, "/ws/echo"), open_timeout=10, max_size=None) as ws:
         for message in (text, small, big, "", b""):
             ws.send(message)
             got = ws.recv(timeout=20)
@@ -254,7 +254,7 @@ def test_websocket_text_and_binary_messages_echo_intact(proxy, c):
 
 def test_unmatched_upgrade_is_answered_at_once(proxy):
     with pytest.raises(InvalidStatus) as info:
-        connect(ws_url(proxy, "/nowhere"), open_timeout=10)
+        ws_connect(ws_url(proxy, "/nowhere"), open_timeout=10)
     resp = info.value.response
     assert resp.status_code == 502
     assert resp.headers["X-Viteproxy-Diagnosis"] == "NO_WS_RULE"
@@ -264,7 +264,7 @@ def test_unmatched_upgrade_is_answered_at_once(proxy):
 def test_upgrade_matching_only_a_non_ws_rule_names_that_rule(proxy, a):
     before = len(a.seen)
     with pytest.raises(InvalidStatus) as info:
-        connect(ws_url(proxy, "/api/live"), open_timeout=10)
+        ws_connect(ws_url(proxy, "/api/live"), open_timeout=10)
     resp = info.value.response
     assert resp.status_code == 502 and resp.headers["X-Viteproxy-Diagnosis"] == "NO_WS_RULE"
     assert b"add 'ws: true' to the rule '/api'" in resp.body
@@ -289,7 +289,7 @@ def test_fallback_takes_unmatched_requests_and_upgrades(fallback_proxy, a, d):
     assert status == 200 and body["path"] == "/index.html?v=1"
     assert body["headers"]["Host"] == f"127.0.0.1:{fallback_proxy.port}"  # the dev server's own Host
     assert d.seen[-1].path == "/index.html?v=1"
-    with connect(ws_url(fallback_proxy, "/hmr"), open_timeout=10) as ws:
+    with ws_connect(ws_url(fallback_proxy, "/hmr"), open_timeout=10) as ws:
         ws.send("to the dev server")
         assert ws.recv(timeout=10) == "to the dev server"
     assert d.seen[-1].websocket and d.seen[-1].path == "/hmr"

@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 from flows.record import normalise
-from mitmproxy import eventsequence, http, io
+from mitmproxy import eventsequence, http
+from mitmproxy.flow import Flow
 from mitmproxy.test import taddons
 
-from support import read_jsonl
+from support import read_flows, read_jsonl
 from viteproxy.addons.recorder import Recorder
 from viteproxy.flowfile import records_from_flow_file
 
@@ -28,8 +29,7 @@ def _golden(stem: str) -> list[dict[str, Any]]:
 
 
 def _flows(stem: str) -> list[http.HTTPFlow]:
-    with open(FLOWS / f"{stem}.mitm", "rb") as f:
-        return [fl for fl in io.FlowReader(f).stream() if isinstance(fl, http.HTTPFlow)]
+    return read_flows(FLOWS / f"{stem}.mitm")
 
 
 def _replay(flows: list[http.HTTPFlow], log: Path, **options: Any) -> list[int]:
@@ -85,17 +85,19 @@ def test_mitmweb_comments_and_marks(tmp_path: Path) -> None:
     # The first line is what mitmweb's flow list shows: the rule and the outcome;
     # then the diagnosis and its fix; the route stays the last line.
     lines = rejected.comment.splitlines()
-    assert lines[0] == "[/strict] HANDSHAKE_FORBIDDEN_ORIGIN · rejected 403"
+    assert lines[0] == "HANDSHAKE_FORBIDDEN_ORIGIN · rejected 403 [/strict]"
     assert lines[1].startswith("HANDSHAKE_FORBIDDEN_ORIGIN: ") and lines[2].startswith("Fix: ")
     assert lines[-1].startswith("/strict/socket => http://127.0.0.1:")
     assert rejected.marked
     failed = next(f for f in failures if f.error and not f.response)
-    assert failed.comment.startswith("[/down] CONNECT_REFUSED · failed: ") and failed.marked
+    assert failed.comment.startswith("CONNECT_REFUSED · failed [/down]\n") and failed.marked
+    assert "\nhandshake failed: " in failed.comment
 
     aborted = _flows("backend_abort")
     _replay(aborted, tmp_path / "b.jsonl")
     ws = next(f for f in aborted if f.websocket)
-    assert "upgraded" in ws.comment and "closed by server: 1006" in ws.comment and ws.marked
+    assert ws.comment.startswith("BACKEND_CLOSED_ABNORMALLY · upgraded · closed by server: 1006 [/ws]\n") and ws.marked
+    assert "\nclosed by server: 1006 (abnormal closure" in ws.comment
 
     clean = _flows("echo_session")
     _replay(clean, tmp_path / "c.jsonl")
@@ -170,7 +172,7 @@ def test_mitmweb_view_gets_the_annotated_flow(tmp_path: Path) -> None:
     rec = Recorder()
     shown: list[tuple[str, str]] = []
 
-    def updated(flow: http.HTTPFlow) -> None:
+    def updated(flow: Flow) -> None:
         shown.append((flow.comment, flow.marked))
 
     view.sig_view_update.connect(updated)  # held weakly: keep `updated` alive

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -100,7 +101,7 @@ def test_secrets_are_hidden_in_the_diagnosis_and_body_too() -> None:
             "upstream": f"http://h:1{url}",
             "facts": {"path in": url, "backend said": "no ws here token=SECRET8",
                       "auth": "Bearer SECRET1", "cookie": "sid=SECRET2"}}
-    meta = {"rule": "/socket", "url": url, "upstream": f"http://h:1{url}", "diagnosis": diag}
+    meta: dict[str, Any] = {"rule": "/socket", "url": url, "upstream": f"http://h:1{url}", "diagnosis": diag}
     rec = handshake_record(ts=1.0, flow_id="f", url=url, meta=meta, redact=Redactor(),
                            received=[("Authorization", "Bearer SECRET1"), ("Cookie", "sid=SECRET2")],
                            sent=[("Authorization", "Bearer SECRET1")], status=404,

@@ -268,7 +268,7 @@ def test_replay_addon_sends_upgrades_of_a_replay_rule_to_a_stand_in(tmp_path: Pa
         assert up.metadata["viteproxy"]["replay"] == str(tmp_path / "s.jsonl")
         url = f"ws://127.0.0.1:{up.request.port}{up.request.path}"
         async with connect(url, subprotocols=["chat.v2"]) as ws:  # type: ignore[list-item]
-            got = [ws.subprotocol, await ws.recv()]
+            got: list[object] = [ws.subprotocol, await ws.recv()]
             await ws.send(b"\x00\xff")
             got.append(await ws.recv())
             await ws.wait_closed()

@@ -90,6 +90,53 @@ def test_html_report(session_log: Path, tmp_path: Path, capsys: Any) -> None:
     text = page.read_text()
     assert text.startswith("<!doctype html>") and "<svg" in text and "NO_WS_RULE" in text
     assert "<script" not in text  # self-contained and static
+    # Where it went, on stderr (stdout stays the table a program may read).
+    assert f"wrote the HTML report to {page.resolve()}" in capsys.readouterr().err
+    # The clean echo had two messages within a second: no rate is claimed from them.
+    assert "msg/s" not in text and "2 messages in" in text
+
+
+def _http(i: int, rule: str | None, status: int | None, code: str | None = None) -> dict[str, Any]:
+    rec: dict[str, Any] = {"ts": 100.0 + i, "event": "http", "id": f"h{i}", "method": "GET",
+                           "url": f"{rule or ''}/r{i}", "rule": rule, "status": status, "duration": 0.01}
+    if code:
+        rec["diagnosis"] = {"code": code, "summary": f"summary for /r{i}", "fix": "start it",
+                            "severity": "error"}
+    if status is None:
+        rec["error"] = "connect failed"
+    return rec
+
+
+def test_html_groups_identical_problems_and_counts_http_per_rule() -> None:
+    from viteproxy.report import analyse, http_by_rule, problem_groups, render_html
+
+    records = [_http(i, "/api", None, "CONNECT_REFUSED") for i in range(5)]
+    records += [_http(10 + i, "/pages", 200) for i in range(3)] + [_http(20, "/pages", 404)]
+    records += [_http(30, None, 404, "NO_RULE"), _http(31, "/pages", 502, "UPSTREAM_ERROR")]
+    session = analyse(records)
+    groups = {(g["problem"], g["rule"]): g["count"] for g in problem_groups(session)}
+    assert groups == {("CONNECT_REFUSED", "/api"): 5, ("NO_RULE", "(no rule)"): 1,
+                      ("UPSTREAM_ERROR", "/pages"): 1}
+    rows = {r["rule"]: r for r in http_by_rule(session)}
+    assert (rows["/api"]["requests"], rows["/api"]["failed"], rows["/api"]["problems"]) == (5, 5, 5)
+    assert (rows["/pages"]["2xx"], rows["/pages"]["4xx"], rows["/pages"]["5xx"]) == (3, 1, 1)
+    page = render_html(session, "test")
+    problems = page.split("<table id=problems>")[1].split("</table>")[0]
+    assert problems.count("<tr class=bad>") == 3 and "<td>5</td>" in problems
+    assert "<table id=http-by-rule>" in page
+
+
+@pytest.mark.parametrize("times,span,caption", [
+    ({"client->server": [1.0], "server->client": []}, 2.0, "1 message in 2.0s"),
+    ({"client->server": [1.0, 1.2], "server->client": []}, 0.5, "2 messages in 500ms"),
+    ({"client->server": [0.0, 0.1, 0.2, 0.3, 0.4], "server->client": [2.0, 3.5]}, 4.0,
+     "7 messages in 4.0s, busiest second 5 msg/s"),
+])
+def test_rate_caption_claims_a_rate_only_from_enough_traffic(times: dict[str, list[float]], span: float,
+                                                             caption: str) -> None:
+    from viteproxy.report import rate_caption
+
+    assert rate_caption(times, span) == caption
 
 
 @pytest.mark.parametrize("stem,problem", [

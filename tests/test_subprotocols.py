@@ -12,9 +12,8 @@ from typing import Any
 
 import pytest
 from websockets.exceptions import InvalidHandshake
-from websockets.sync.client import connect
 
-from support import Backend, LoopThread, Proxy, probe_args, probed_flows, read_jsonl, wait_until
+from support import Backend, LoopThread, Proxy, probe_args, probed_flows, read_jsonl, wait_until, ws_connect
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +61,7 @@ def _logged(proxy: Proxy, path: str) -> dict[str, Any]:
 
 
 def _echo(proxy: Proxy, path: str, offered: list[str]) -> str | None:
-    with connect(proxy.url(path, "ws"), subprotocols=offered or None, open_timeout=10) as c:
+    with ws_connect(proxy.url(path, "ws"), subprotocols=offered or None, open_timeout=10) as c:
         c.send(f"hi {path}")
         assert c.recv(timeout=10) == f"hi {path}"
         return c.subprotocol
@@ -111,7 +110,7 @@ def test_replace_sends_only_the_rules_values_and_repairs(proxy, backends):
 
 def test_server_choosing_what_nobody_offered_is_a_mismatch(proxy):
     with pytest.raises(InvalidHandshake, match="bogus"):
-        connect(proxy.url("/bogus/1", "ws"), subprotocols=["chat"], open_timeout=10)
+        ws_connect(proxy.url("/bogus/1", "ws"), subprotocols=["chat"], open_timeout=10)
     f = _flow(proxy, "/bogus/1")
     diag = f["metadata"]["diagnosis"]
     assert diag["code"] == "SUBPROTOCOL_MISMATCH"
@@ -137,7 +136,7 @@ def test_without_the_repair_the_strict_client_rejects_the_injected_protocol(back
         "--set", "viteproxy_subprotocol_repair=false", *probe_args(tmp_path)))
     try:
         with pytest.raises(InvalidHandshake, match="echo.v1"):
-            connect(p.url("/append/off", "ws"), subprotocols=["chat"], open_timeout=10)
+            ws_connect(p.url("/append/off", "ws"), subprotocols=["chat"], open_timeout=10)
         diag = _flow(p, "/append/off")["metadata"]["diagnosis"]
         assert diag["code"] == "SUBPROTOCOL_MISMATCH"
         assert "repair is off" in diag["summary"]

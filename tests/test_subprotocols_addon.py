@@ -91,7 +91,7 @@ def test_a_mismatch_replaces_an_earlier_warning(addons):
     _answer(sp, f, "bogus")
     assert meta(f)["diagnosis"]["code"] == "SUBPROTOCOL_MISMATCH"
     assert f.marked
-    assert f.comment.startswith("[/ws] SUBPROTOCOL_MISMATCH\n")
+    assert f.comment.startswith("SUBPROTOCOL_MISMATCH [/ws]\n")
     assert f.response is not None and f.response.headers["sec-websocket-protocol"] == "bogus"
 
 

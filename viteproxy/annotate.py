@@ -6,9 +6,11 @@ depend on which addon ran last, and a flow read back from a `.mitm` file and
 annotated again reads the same.
 
 The comment's first line is what mitmweb's flow list shows in its Comment
-column (about 25 characters fit): the rule and the outcome,
-`[/api] CONNECT_REFUSED` or `[/ws] upgraded · closed by client: 1000 ...`. The
-lines below it say the rest: the diagnosis and its fix, notes, the route.
+column (about 20 characters fit): the outcome, then the rule,
+`CONNECT_REFUSED [/api]` or `upgraded · closed by client: 1000 [/ws]`, and for
+a plain request that went through, `[/api] -> http://127.0.0.1:3001/x`. The
+lines below it say the rest: the diagnosis and its fix, the handshake error,
+the close code's meaning, notes, the route.
 
 No mitmproxy import: it works on anything with metadata, comment, marked.
 """
@@ -47,20 +49,29 @@ def compose(m: FlowMeta) -> tuple[str, bool]:
     """(comment, whether to mark) from a flow's record. Pure."""
     diag = m.get("diagnosis")
     routed = "upstream" in m
-    # A flow viteproxy neither routed nor answered (another mode's) gets no label.
-    head = [f"[{m.get('rule') or 'no rule'}]"] if routed or diag else []
-    if diag:
-        head.append(diag["code"])
-    for part in (m.get("handshake"), m.get("close")):
-        if part:
-            head.append(part)
+    handshake = m.get("handshake")  # "upgraded", "rejected 403", "failed: <error>"
+    close = m.get("close")  # "closed by server: 1006"
     arrow = "=>" if m.get("kind") == "ws" else "->"
-    if len(head) <= 1 and routed:
-        head.append(f"{arrow} {m['upstream']}")
-    lines = [" · ".join(head).replace("] · ", "] ", 1)]
+    rule = f"[{m['rule']}]" if m.get("rule") else ""
+    # Outcome first: mitmweb's Comment column shows about 20 characters.
+    outcome = [str(diag["code"])] if diag else []
+    if handshake:
+        outcome.append(handshake.split(":", 1)[0])
+    if close:
+        outcome.append(close)
+    if outcome:
+        lines = [" ".join(filter(None, [" · ".join(outcome), rule]))]
+    elif routed:
+        lines = [f"{rule} {arrow} {m['upstream']}".strip()]
+    else:
+        lines = []
     if diag:
         # .get: a record read from a file of another version may lack a field.
         lines += [f"{diag['code']}: {diag.get('summary', '')}", f"Fix: {diag.get('fix', '')}"]
+    if handshake and ":" in handshake:
+        lines.append(f"handshake {handshake}")
+    if close and m.get("close_meaning"):
+        lines.append(f"{close} ({m['close_meaning']})")
     lines += m.get("notes", [])
     if routed:
         lines.append(f"{m.get('url', '')} {arrow} {m['upstream']}")
@@ -97,7 +108,7 @@ def record_diagnosis(flow: Annotatable, diag: Diagnosis) -> bool:
     existing = m.get("diagnosis")
     if existing and existing.get("severity") != "warning" and diag.severity == "warning":
         return False
-    m["diagnosis"] = diag.to_dict()  # type: ignore[typeddict-item]
+    m["diagnosis"] = diag.to_dict()
     refresh(flow)
     log = logger.warning if diag.severity == "warning" else logger.error
     log("viteproxy: %s %s: %s Fix: %s", diag.code, flow.request.path, diag.summary, diag.fix)
@@ -133,8 +144,8 @@ def note_handshake(flow: Annotatable, outcome: str, status: int | None, error: s
 
 
 def note_close(flow: Annotatable, code: int | None, closed_by: str) -> None:
-    text = f"closed by {closed_by}: {code} {closecodes.meaning(code)}"
     m = meta(flow)
-    m["close"] = text
+    m["close"] = f"closed by {closed_by}: {code}"
+    m["close_meaning"] = closecodes.meaning(code)
     m["close_abnormal"] = code is None or closecodes.is_abnormal(code)
     refresh(flow)

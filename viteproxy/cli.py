@@ -26,6 +26,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "import": ("viteproxy.importer", "write rules.yaml from a project's vite.config.* (needs Node and Vite)"),
     "replay": ("viteproxy.replaycli", "replay a recorded WebSocket session against a backend, or stand in for one"),
     "demo": ("viteproxy.demo", "start three demo backends and the proxy on a rules file"),
+    "options": ("viteproxy.optionscli", "list viteproxy's options with defaults and help (any mitmproxy line)"),
     "addon-path": ("viteproxy.cli", "print the path of the script for `mitmdump -s` / `mitmweb -s`"),
     "schema-path": ("viteproxy.cli", "print the path of rules.yaml's JSON Schema (for your editor)"),
 }

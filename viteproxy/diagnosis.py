@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .codes import Code
+from .flowmeta import DiagnosisState
 from .routing import Miss
 
 __all__ = [
@@ -37,7 +38,7 @@ class Diagnosis:
     # in a browser) or is about to; the response is left as the backend sent it.
     severity: str = "error"
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> DiagnosisState:
         return {
             "code": self.code, "status": self.status, "summary": self.summary, "fix": self.fix,
             "rule": self.rule, "upstream": self.upstream, "facts": dict(self.facts),

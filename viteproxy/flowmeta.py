@@ -65,7 +65,8 @@ class FlowMeta(TypedDict, total=False):
     # Lines for the mitmweb comment, composed by `annotate` (Recorder, Subprotocols).
     notes: list[str]
     handshake: str  # "upgraded", "rejected 403", "failed: ..."
-    close: str  # "closed by server: 1006 abnormal closure ..."
+    close: str  # "closed by server: 1006"
+    close_meaning: str  # "abnormal closure, no close frame (connection dropped)"
     close_abnormal: bool  # a close worth a mark
 
 

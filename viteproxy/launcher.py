@@ -37,12 +37,15 @@ class LeanMaster(master.Master):
             tlsconfig.TlsConfig(),
             errorcheck.ErrorCheck(),
         )
+        self.viteproxy = make_addons()
+        self.addons.add(*self.viteproxy)
+        # After viteproxy's addons, as in mitmdump (its script loader comes before
+        # dumper and save): mitmproxy offers each hook to the addons in order, so
+        # only from here do they see a flow diagnosed, commented and marked.
         if show_flows:
             self.addons.add(dumper.Dumper())
         if save_to:
             self.addons.add(save.Save())
-        self.viteproxy = make_addons()
-        self.addons.add(*self.viteproxy)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -18,7 +18,8 @@ from .closecodes import is_abnormal, meaning
 from .negotiation import negotiate, parse_protocols
 
 __all__ = [
-    "Connection", "Session", "analyse", "render_table", "render_timeline", "render_json", "render_html",
+    "Connection", "Session", "analyse", "http_by_rule", "problem_groups", "rate_caption", "render_table",
+    "render_timeline", "render_json", "render_html",
 ]
 
 C2S, S2C = "client->server", "server->client"
@@ -160,7 +161,7 @@ def _subprotocol_diagnosis(rec: dict[str, Any]) -> dict[str, Any] | None:
     offered = parse_protocols(rec.get("offered_subprotocols"))
     outcome = negotiate(offered, offered, rec.get("subprotocol"), rule=rec.get("rule"),
                         upstream_url=rec.get("upstream"))
-    return outcome.diagnosis.to_dict() if outcome.diagnosis is not None else None
+    return dict(outcome.diagnosis.to_dict()) if outcome.diagnosis is not None else None
 
 
 # --------------------------------------------------------------------- text
@@ -317,7 +318,8 @@ def render_json(session: Session, conns: list[Connection] | None = None, timelin
 
 
 def _rate_svg(c: Connection, width: int = 360, height: int = 60, bins: int = 60) -> str:
-    """Messages per second each way over the connection's life, as two polylines."""
+    """Messages over the connection's life each way, as two polylines (relative heights)."""
+    e = html.escape
     times = {C2S: [], S2C: []}  # type: dict[str, list[float]]
     for rec in c.events:
         if rec.get("event") == "ws_message" and isinstance(rec.get("ts"), int | float):
@@ -330,18 +332,72 @@ def _rate_svg(c: Connection, width: int = 360, height: int = 60, bins: int = 60)
     for d, ts in times.items():
         for t in ts:
             counts[d][min(bins - 1, int((t - c.start) / step))] += 1
-    peak = max(max(v) for v in counts.values()) or 1
+    top = max(max(v) for v in counts.values()) or 1
     parts = [f'<svg width="{width}" height="{height + 14}" role="img" '
              f'aria-label="message rate of {html.escape(c.id)}">',
              f'<rect x="0" y="0" width="{width}" height="{height}" fill="#fafafa" stroke="#ddd"/>']
     for d, color in ((C2S, "#1f77b4"), (S2C, "#d62728")):
-        pts = " ".join(f"{i * width / (bins - 1):.1f},{height - counts[d][i] * (height - 4) / peak:.1f}"
+        pts = " ".join(f"{i * width / (bins - 1):.1f},{height - counts[d][i] * (height - 4) / top:.1f}"
                        for i in range(bins))
         parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.5" points="{pts}"/>')
-    parts.append(f'<text x="2" y="{height + 12}" font-size="10">peak {peak / step:.0f} msg/s over '
-                 f'{_dur(span)}: <tspan fill="#1f77b4">client&#8594;server</tspan> '
+    parts.append(f'<text x="2" y="{height + 12}" font-size="10">{e(rate_caption(times, span))}: '
+                 f'<tspan fill="#1f77b4">client&#8594;server</tspan> '
                  f'<tspan fill="#d62728">server&#8594;client</tspan></text></svg>')
     return "".join(parts)
+
+
+def rate_caption(times: dict[str, list[float]], span: float) -> str:
+    """What the chart may claim. A rate needs a second's worth of traffic and more than one
+    message: one message in a short bin is not "60 msg/s"."""
+    total = sum(len(ts) for ts in times.values())
+    if total < 2 or span < 1.0:
+        return f"{total} message{'s' if total != 1 else ''} in {_dur(span)}"
+    peak = max(_busiest_second(sorted(ts)) for ts in times.values())
+    return f"{total} messages in {_dur(span)}, busiest second {peak} msg/s"
+
+
+def _busiest_second(ts: list[float]) -> int:
+    """Most messages in any one-second window (two pointers over sorted times)."""
+    best = start = 0
+    for end, t in enumerate(ts):
+        while t - ts[start] >= 1.0:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+def problem_groups(session: Session) -> list[dict[str, Any]]:
+    """Identical problems together: the same code (or symptom) on the same rule, with a count."""
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    for c in session.problems:
+        d = c.diagnosis
+        what = str(d.get("code")) if d else c.problems[0]
+        g = groups.setdefault((what, c.rule or "(no rule)"), {
+            "problem": what, "rule": c.rule or "(no rule)", "count": 0, "kind": c.kind,
+            "summary": str(d.get("summary", "")) if d else "; ".join(c.problems),
+            "fix": str(d.get("fix", "")) if d else "", "examples": []})
+        g["count"] += 1
+        if len(g["examples"]) < 3 and c.url not in g["examples"]:
+            g["examples"].append(c.url)
+    return sorted(groups.values(), key=lambda g: -g["count"])
+
+
+def http_by_rule(session: Session) -> list[dict[str, Any]]:
+    """Per rule: HTTP requests, by status class, and how many had problems."""
+    rows: dict[str, dict[str, Any]] = {}
+    for c in session.connections:
+        if c.kind != "http":
+            continue
+        r = rows.setdefault(c.rule or "(no rule)", {"rule": c.rule or "(no rule)", "requests": 0,
+                                                    "2xx": 0, "3xx": 0, "4xx": 0, "5xx": 0,
+                                                    "failed": 0, "problems": 0})
+        r["requests"] += 1
+        r["problems"] += bool(c.problems)
+        if c.status is None:
+            r["failed"] += 1
+        elif 200 <= c.status < 600:
+            r[f"{c.status // 100}xx"] += 1
+    return sorted(rows.values(), key=lambda r: -r["requests"])
 
 
 def render_html(session: Session, source: str) -> str:
@@ -362,6 +418,22 @@ def render_html(session: Session, source: str) -> str:
                f"<td>{c.messages[S2C]} / {_size(c.bytes[S2C])}</td>" if c.kind == "ws"
                else f"<td>{e(c.method or '')}</td><td></td>")
             + f"<td>{e(_end(c))}{diag}</td><td>{_rate_svg(c) if c.kind == 'ws' else ''}</td></tr>")
+    groups = "".join(
+        f"<tr class=bad><td><b>{e(g['problem'])}</b></td><td>{e(g['rule'])}</td><td>{g['count']}</td>"
+        f"<td>{e(g['summary'])}" + (f"<br><small>fix: {e(g['fix'])}</small>" if g["fix"] else "")
+        + f"</td><td>{'<br>'.join(e(u) for u in g['examples'])}</td></tr>"
+        for g in problem_groups(session))
+    by_rule = "".join(
+        f"<tr><td>{e(r['rule'])}</td><td>{r['requests']}</td><td>{r['2xx']}</td><td>{r['3xx']}</td>"
+        f"<td>{r['4xx']}</td><td>{r['5xx']}</td><td>{r['failed']}</td><td>{r['problems']}</td></tr>"
+        for r in http_by_rule(session))
+    problems_table = (
+        "<table id=problems><tr><th>problem</th><th>rule</th><th>times</th><th>what</th><th>e.g.</th></tr>"
+        f"{groups}</table>" if groups else "<p>none</p>")
+    rules_table = (
+        "<table id=http-by-rule><tr><th>rule</th><th>requests</th><th>2xx</th><th>3xx</th><th>4xx</th>"
+        f"<th>5xx</th><th>no response</th><th>with problems</th></tr>{by_rule}</table>"
+        if by_rule else "<p>no HTTP requests</p>")
     generated = time.strftime("%Y-%m-%d %H:%M:%S")
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>viteproxy report: {e(source)}</title>
@@ -374,7 +446,12 @@ tr.bad td{{background:#fff3f3}} .diag{{color:#900;margin-top:4px;max-width:36em}
 <p>{e(source)} &middot; {sum(c.kind == 'ws' for c in session.connections)} WebSocket connection(s),
 {sum(c.kind == 'http' for c in session.connections)} HTTP request(s),
 {len(session.problems)} with problems &middot; generated {generated}</p>
-<table><tr><th>id</th><th>rule</th><th>url / upstream</th><th>outcome</th><th>duration</th>
+<h2>Problems</h2>
+{problems_table}
+<h2>HTTP by rule</h2>
+{rules_table}
+<h2>Connections</h2>
+<table id=connections><tr><th>id</th><th>rule</th><th>url / upstream</th><th>outcome</th><th>duration</th>
 <th>client&rarr;server</th><th>server&rarr;client</th><th>end</th><th>messages per second</th></tr>
 {''.join(rows)}
 </table></body></html>

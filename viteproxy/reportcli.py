@@ -127,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         except OSError as e:
             print(f"report: cannot write {args.html}: {e.strerror}", file=sys.stderr)
             return 2
+        # On stderr: stdout stays the table (or the JSON a program reads).
+        print(f"report: wrote the HTML report to {Path(args.html).resolve()}", file=sys.stderr)
     sys.stdout.write(render_json(session) if args.json else render_table(session, include_http=args.all))
     return 1 if session.problems or bad_lines else 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..internals.addon import Internals
 from .devserver import DevServer
 from .explainer import Explainer
 from .recorder import Recorder
@@ -11,6 +12,7 @@ from .replay import Replay
 from .router import Router
 from .subprotocols import Subprotocols
 from .timeouts import Timeouts
+from .webcolumns import CommentColumn
 
 __all__ = ["make_addons"]
 
@@ -22,9 +24,10 @@ def make_addons() -> list[Any]:
     # before its proxy, and a request they answer is never routed. Timeouts,
     # Explainer and Subprotocols read the route the Router chose in the same
     # hook, so they come after it; the Explainer asks Timeouts what expired.
-    # Replay right after the Router: it sends the upgrades of `replay:` rules
-    # to a stand-in before anything connects upstream. Recorder last: it logs
-    # each flow in the state the other addons left it (diagnosed, the 101 as
-    # repaired).
-    return [DevServer(router), router, Replay(router), timeouts, Explainer(router, timeouts),
-            Subprotocols(router), Recorder()]
+    # Internals (the patches of mitmproxy, and which connections they act on)
+    # right after the Router too. Replay: it sends the upgrades of `replay:`
+    # rules to a stand-in before anything connects upstream. Recorder last of
+    # the proxy's own: it logs each flow in the state the other addons left it
+    # (diagnosed, the 101 as repaired).
+    return [DevServer(router), router, Internals(router), Replay(router), timeouts, Explainer(router, timeouts),
+            Subprotocols(router), Recorder(), CommentColumn()]

@@ -21,25 +21,24 @@ Every diagnosis goes to flow.metadata["viteproxy"]["diagnosis"] (the JSONL
 recorder copies it from there), flow.comment, flow.marked and the log.
 
 mitmproxy has no hook that replaces the 502 page it writes when a server
-connection fails (its PR #7999 is unmerged), so `Http1Server.send` is wrapped
-once: for a ResponseProtocolError on a connection we registered a response for,
-it sends ours. Where that class has changed shape the wrapper is not installed
-and the diagnosis still reaches the log, comment and metadata.
+connection fails, so the diagnosis page is handed to the `error-page` patch
+(viteproxy.internals.patches); where that patch is not active the diagnosis
+still reaches the log, comment and metadata. The listen failure comes from
+mitmproxy's log, through internals.logwatch.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from mitmproxy import ctx, http
 from mitmproxy.connection import Client
-from mitmproxy.net.http.http1 import assemble_response
 from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 from mitmproxy.tls import TlsData
 
@@ -56,6 +55,7 @@ from ..diagnosis import (
 )
 from ..flowmeta import has_meta, meta
 from ..handshake import BODY_EXCERPT, HandshakeFacts, engineio_version_mismatch, judge_handshake
+from ..internals import logtext, logwatch, patches
 from ..netcheck import fmt_addr, other_loopback, port_holder, unprivileged_port_start
 from ..routing import Miss, Route, is_websocket_upgrade, offered_subprotocols, route
 from ..upstream import UpstreamFailure, judge_upstream_failure, other_family_to_probe
@@ -69,9 +69,6 @@ logger = logging.getLogger("viteproxy")
 
 MITMPROXY_11_IDLE_S = 600.0  # fixed in mitmproxy < 12.2 (proxy/server.py)
 FIRST_MESSAGE_EXCERPT = 200
-
-# Rendered responses waiting for Http1Server.send, by client connection id.
-_PENDING: dict[str, bytes] = {}
 
 
 @dataclass
@@ -97,18 +94,18 @@ class Explainer:
         self.router = router
         self.timeouts = timeouts
         self._conns: dict[str, _Conn] = {}
-        self._listen_filter: _ListenFailure | None = None
 
     def _conn(self, client_id: str) -> _Conn:
         return self._conns.setdefault(client_id, _Conn())
 
     def load(self, loader: Any) -> None:
-        _install_send_wrapper()
-        _install_ws_close_wrapper()
-        self._listen_filter = _ListenFailure.install(self.router)
+        # The patches this addon relies on (the 502 page replacement) are
+        # installed by internals.Internals; the listen failure is read from the log.
+        self._listen_watch = logwatch.ListenFailure(_listen_failure_reporter(self.router))
+        self._listen_watch.install()
 
     def done(self) -> None:
-        _ListenFailure.uninstall()
+        self._listen_watch.uninstall()
 
     async def running(self) -> None:
         # The other loopback family on our port: http://localhost:PORT/ in a
@@ -183,7 +180,6 @@ class Explainer:
             self._conn(data.context.client.id).tls_error = str(data.conn.error or "TLS handshake failed")
 
     def client_disconnected(self, client: Client) -> None:
-        _PENDING.pop(client.id, None)
         self._conns.pop(client.id, None)
 
     # ------------------------------------------------------------ errors
@@ -202,8 +198,7 @@ class Explainer:
             "content-type": content_type, "x-viteproxy-diagnosis": diag.code,
             "cache-control": "no-store", "connection": "close",
         })
-        if _SEND_WRAPPED:
-            _PENDING[flow.client_conn.id] = assemble_response(response)
+        patches.offer_error_page(flow.client_conn.id, response)
 
     async def _diagnose_error(self, flow: http.HTTPFlow, r: Route) -> Diagnosis:
         conn = self._conns.get(flow.client_conn.id) or _Conn()
@@ -232,7 +227,7 @@ class Explainer:
     @staticmethod
     def _client_gave_up(flow: http.HTTPFlow) -> bool:
         # A browser cancelling a request is not a failure to explain.
-        return bool(flow.error and "client disconnected" in flow.error.msg.lower())
+        return bool(flow.error and logtext.is_client_disconnect(flow.error.msg))
 
     # --------------------------------------------------------- responses
 
@@ -342,132 +337,15 @@ async def _accepts(address: str, port: int, timeout: float = 1.0) -> bool:
     return True
 
 
-# ------------------------------------------------- the 502 page replacement
+def _listen_failure_reporter(router: Router) -> Callable[[logtext.ListenFailure], None]:
+    """Name the code, the fix and who holds the port when our own listener fails to bind."""
 
-_SEND_WRAPPED = False
-
-
-def _install_send_wrapper() -> None:
-    global _SEND_WRAPPED
-    if _SEND_WRAPPED:
-        return
-    try:
-        from mitmproxy.connection import ConnectionState
-        from mitmproxy.proxy import commands
-        from mitmproxy.proxy.layers.http import _http1
-        from mitmproxy.proxy.layers.http._events import ResponseProtocolError
-
-        server_cls = _http1.Http1Server
-        original = server_cls.send
-    except (ImportError, AttributeError) as e:
-        logger.warning("viteproxy: cannot replace mitmproxy's 502 page on this version (%s); "
-                       "diagnoses still go to the log and the flow comment", e)
-        return
-    if getattr(original, "_viteproxy", False):
-        _SEND_WRAPPED = True
-        return
-
-    def _would_send_page(event: Any) -> bool:
-        # Mirrors Http1Server.send: 12.x asks the ErrorCode, 11.x compares ints.
-        code = event.code
-        if hasattr(code, "http_status_code"):
-            return code.http_status_code() is not None
-        from mitmproxy.net.http import status_codes
-
-        return bool(code != status_codes.NO_RESPONSE)
-
-    def send(self: Any, event: Any) -> Any:
-        if (
-            isinstance(event, ResponseProtocolError)
-            and self.conn.state & ConnectionState.CAN_WRITE
-            and not self.response
-            and _would_send_page(event)
-            and self.conn.id in _PENDING
-        ):
-            yield commands.SendData(self.conn, _PENDING.pop(self.conn.id))
-            yield commands.CloseConnection(self.conn)
+    def report(failure: logtext.ListenFailure) -> None:
+        address = router.listen_address
+        if address is None or failure.port != address[1]:
             return
-        yield from original(self, event)
+        diag = listen_failed(failure.host or address[0], failure.port, failure.error,
+                             port_holder(failure.port), unprivileged_port_start())
+        logger.error("viteproxy: %s: %s Fix: %s", diag.code, diag.summary, diag.fix)
 
-    send._viteproxy = True  # type: ignore[attr-defined]
-    server_cls.send = send  # type: ignore[method-assign]
-    _SEND_WRAPPED = True
-
-
-# ------------------------------------------- a backend's 1006, to the client
-
-_WS_CLOSE_WRAPPED = False
-ABNORMAL_CLOSE_TO_CLIENT = 1011  # "the server hit an unexpected condition"; valid on the wire
-
-
-def _install_ws_close_wrapper() -> None:
-    """Pass a backend's dropped connection (1006) on as 1011 naming the diagnosis.
-
-    mitmproxy relays the 1006 wsproto reports for a server that vanished, and
-    wsproto sends a local-only code as 1000 "normal closure": the page would be
-    told the backend closed on purpose, and reconnecting clients stay closed.
-    """
-    global _WS_CLOSE_WRAPPED
-    if _WS_CLOSE_WRAPPED:
-        return
-    try:
-        import wsproto.events
-        from mitmproxy.proxy.layers.websocket import WebsocketConnection
-
-        original = WebsocketConnection.send2
-    except (ImportError, AttributeError) as e:
-        logger.warning("viteproxy: a backend's 1006 reaches clients as 1000 on this version (%s)", e)
-        return
-
-    def send2(self: Any, event: Any) -> Any:
-        if (isinstance(event, wsproto.events.CloseConnection) and event.code == 1006
-                and isinstance(self.conn, Client)):
-            event = wsproto.events.CloseConnection(
-                code=ABNORMAL_CLOSE_TO_CLIENT,
-                reason="viteproxy: BACKEND_CLOSED_ABNORMALLY (backend dropped the connection)")
-        return original(self, event)
-
-    WebsocketConnection.send2 = send2  # type: ignore[method-assign]
-    _WS_CLOSE_WRAPPED = True
-
-
-# ------------------------------------------------------- listen failures
-
-class _ListenFailure(logging.Filter):
-    """Turn mitmproxy's "failed to listen on HOST:PORT" for our server into a diagnosis.
-
-    mitmproxy's errorcheck exits with 1 on that record (both lines); this
-    adds the code, the fix and who holds the port before it does.
-    """
-
-    _logger = logging.getLogger("mitmproxy.addons.proxyserver")
-    _installed: _ListenFailure | None = None
-    _pattern = re.compile(r"failed to listen on \[?([0-9a-zA-Z:.]*?)\]?:(\d+) with (.*)", re.S)
-
-    def __init__(self, router: Router) -> None:
-        super().__init__()
-        self.router = router
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.ERROR:
-            return True
-        m = self._pattern.search(record.getMessage())
-        if m and int(m.group(2)) == self.router._port and self.router._spec is not None:
-            host, port, err = m.group(1), int(m.group(2)), m.group(3).strip()
-            diag = listen_failed(host or self.router._host, port, err, port_holder(port),
-                                 unprivileged_port_start())
-            logger.error("viteproxy: %s: %s Fix: %s", diag.code, diag.summary, diag.fix)
-        return True
-
-    @classmethod
-    def install(cls, router: Router) -> _ListenFailure:
-        cls.uninstall()
-        cls._installed = cls(router)
-        cls._logger.addFilter(cls._installed)
-        return cls._installed
-
-    @classmethod
-    def uninstall(cls) -> None:
-        if cls._installed is not None:
-            cls._logger.removeFilter(cls._installed)
-            cls._installed = None
+    return report

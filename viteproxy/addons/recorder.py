@@ -6,7 +6,8 @@ disk) and `closecodes` (what a close means). Two layers:
 - `Recording` turns flow hooks into log lines. It needs no mitmproxy options,
   so `scripts/report` runs the same code over the flows of a `.mitm` file.
 - `Recorder` is the addon: options, the log file, the mitmweb comments and
-  marks, pings seen in mitmproxy's own log, and the loud stop on write errors.
+  marks, pings seen in mitmproxy's own log (through internals.logwatch), and
+  the loud stop on write errors.
 
 Memory: mitmproxy keeps every message of a connection in
 `flow.websocket.messages` (its issue 6620). Once a message's line is written,
@@ -16,7 +17,6 @@ empty list breaks mitmproxy's dumper).
 
 from __future__ import annotations
 
-import ast
 import json
 import logging
 import sys
@@ -33,6 +33,9 @@ from wsproto.frame_protocol import Opcode
 from .. import closecodes
 from ..annotate import note_close, note_handshake
 from ..flowmeta import FlowMeta, meta
+from ..internals.hooks import push_to_view
+from ..internals.logtext import Frame
+from ..internals.logwatch import ServerLog
 from ..logfile import LogFile
 from ..records import (
     Counts,
@@ -305,7 +308,7 @@ class Recorder:
     def __init__(self) -> None:
         self.log: LogFile | None = None
         self.recording: Recording | None = None
-        self._frames = _FrameLog(self)
+        self._server_log = ServerLog(self._frame, self._idle_close)
         self._configured = False
         self._start_error = ""
 
@@ -398,10 +401,10 @@ class Recorder:
         sys.exit(1)
 
     def running(self) -> None:
-        logging.getLogger("mitmproxy.proxy.server").addHandler(self._frames)
+        self._server_log.install()
 
     def done(self) -> None:
-        logging.getLogger("mitmproxy.proxy.server").removeHandler(self._frames)
+        self._server_log.uninstall()
         if self.recording is not None:
             self.recording.done()
         if self.log is not None:
@@ -443,45 +446,20 @@ class Recorder:
 
     @staticmethod
     def _show(flow: http.HTTPFlow) -> None:
-        # mitmweb's view pushed this flow to the browser in its own hook, before
-        # this last addon changed the comment and mark: push it again.
-        view = ctx.master.addons.get("view")
-        if view is not None:
-            view.update([flow])
+        push_to_view(flow)
 
+    # Pings, pongs and idle cuts: mitmproxy reports them only in its log (internals.logwatch).
 
-class _FrameLog(logging.Handler):
-    """Pings, pongs and idle timeouts, which mitmproxy reports only in its log.
+    def _conn_of(self, client: Any) -> _Conn | None:
+        recording = self.recording
+        return recording.by_peer.get(client) if recording is not None else None
 
-    mitmproxy answers pings itself and has no hook for them; its proxy server
-    logs "Received WebSocket ping from client (payload: b'...')" with the
-    client's address in `record.client`, and "Closing connection due to
-    inactivity" when it cuts an idle connection. Matched by their fixed text
-    (the same in mitmproxy 11 and 12); anything else is ignored cheaply.
-    """
+    def _frame(self, client: Any, frame: Frame) -> None:
+        conn = self._conn_of(client)
+        if conn is not None and self.recording is not None:
+            self.recording.frame(conn, frame.kind, frame.from_client, frame.payload)
 
-    def __init__(self, recorder: Recorder) -> None:
-        super().__init__(logging.DEBUG)
-        self.recorder = recorder
-
-    def emit(self, record: logging.LogRecord) -> None:
-        msg = record.msg
-        if not isinstance(msg, str) or not (msg.startswith("Received WebSocket p") or
-                                            msg.startswith("Closing connection due to inactivity")):
-            return
-        recording = self.recorder.recording
-        conn = recording.by_peer.get(getattr(record, "client", None)) if recording else None
-        if recording is None or conn is None:
-            return
-        if msg.startswith("Closing"):
+    def _idle_close(self, client: Any) -> None:
+        conn = self._conn_of(client)
+        if conn is not None:
             conn.closed_by_proxy = "idle timeout (mitmproxy's tcp_timeout)"
-            return
-        words = msg.split(" ", 5)  # Received WebSocket ping from client (payload: b'..')
-        kind, side = words[2], words[4]
-        if kind not in ("ping", "pong"):
-            return
-        try:
-            payload = ast.literal_eval(msg.split("(payload: ", 1)[1][:-1])
-        except (IndexError, ValueError, SyntaxError):
-            payload = b""
-        recording.frame(conn, kind, side == "client", payload if isinstance(payload, bytes) else b"")

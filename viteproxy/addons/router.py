@@ -15,9 +15,9 @@ from __future__ import annotations
 import logging
 import weakref
 from typing import Any
+from urllib.parse import urlsplit
 
 from mitmproxy import ctx, http, tls
-from mitmproxy.net.http.url import parse_authority
 from mitmproxy.proxy import mode_specs
 
 from ..annotate import note_route, record_diagnosis
@@ -25,6 +25,8 @@ from ..config import Config, ConfigError, load_config
 from ..diagnosis import Diagnosis, no_rule, regex_timeout, render
 from ..flowmeta import KEY as META  # noqa: F401  (an alias for code written before flowmeta.meta)
 from ..flowmeta import FlowMeta, meta
+from ..internals import hooks
+from ..internals.logwatch import DefaultListenerFailure
 from ..jsregex import RegexTimeout
 from ..routing import Miss, Route, is_websocket_upgrade, route, upstream_headers
 
@@ -84,9 +86,8 @@ class Router:
                 logger.error("viteproxy: cannot use the rules file\n%s", e)
                 # The rules file is the problem to report, not a busy 8080 of a
                 # listener we were going to replace anyway.
-                _DefaultServerBindFailure.install()
-                ps = ctx.master.addons.get("proxyserver")
-                if ps is not None and not getattr(ps, "is_running", True) and ctx.options.server:
+                DefaultListenerFailure.install()
+                if hooks.proxyserver_starting() and ctx.options.server:
                     # Nor announce mitmproxy's default *:8080 listener on the way out.
                     self._server_off = True
                     ctx.options.update(server=False)
@@ -112,13 +113,12 @@ class Router:
     async def running(self) -> None:
         # mitmproxy 12 sets up its servers before a -s script loads; bring the
         # servers in line with the options now (a no-op where they already are).
-        ps = ctx.master.addons.get("proxyserver")
-        if ps is not None and self._spec is not None:
-            _DefaultServerBindFailure.stopping = True
+        if self._spec is not None:
+            DefaultListenerFailure.stopping = True
             try:
-                await ps.setup_servers()
+                await hooks.rebind_servers()
             finally:
-                _DefaultServerBindFailure.uninstall()
+                DefaultListenerFailure.uninstall()
 
     def _listen(self, config: Config) -> None:
         """Become a reverse proxy on server.host:server.port, unless told otherwise."""
@@ -136,7 +136,7 @@ class Router:
         if spec == self._spec:
             return
         if self._spec is None:
-            _DefaultServerBindFailure.install()
+            DefaultListenerFailure.install()
         self._spec = spec
         opts.update(mode=[spec])
         shown = f"[{self._host}]" if ":" in self._host else self._host
@@ -200,10 +200,7 @@ class Router:
         address = data.context.server.address
         if not address or tuple(address[:2]) not in self._insecure:
             return
-        if data.ssl_conn is None:
-            tlsconfig = ctx.master.addons.get("tlsconfig")
-            if tlsconfig is not None:
-                tlsconfig.tls_start_server(data)
+        hooks.build_server_tls_now(data)
         if data.ssl_conn is not None:
             from OpenSSL import SSL
 
@@ -273,12 +270,13 @@ def _show_as_asked(flow: http.HTTPFlow) -> None:
     req = flow.request
     listen = flow.client_conn.sockname
     default_port = listen[1] if listen else req.port
-    host, port = req.pretty_host, default_port
-    if req.host_header:
-        host, parsed = parse_authority(req.host_header, check=False)
-        port = parsed or default_port
-    elif listen:
-        host = str(listen[0])
+    host, port = (str(listen[0]), default_port) if listen else (req.host, req.port)
+    try:
+        authority = urlsplit(f"//{req.host_header}") if req.host_header else None
+        if authority is not None and authority.hostname:
+            host, port = authority.hostname, authority.port or default_port
+    except ValueError:  # a Host header that is no host[:port]: keep the listen address
+        pass
     req.scheme = "https" if flow.client_conn.tls_established else "http"
     req.host, req.port = host, port
 
@@ -289,43 +287,3 @@ def _streamed_body(headers: http.Headers, chunked: bool = True) -> bool:
         return True
     length = headers.get("content-length", "")
     return length.isdigit() and int(length) > STREAM_OVER
-
-
-class _DefaultServerBindFailure(logging.Filter):
-    """Silence the bind failure of mitmproxy's default listener that we replace.
-
-    On mitmproxy 12 a `-s` script loads while the default regular server on
-    *:8080 is already starting. When 8080 is busy its bind fails, and
-    mitmproxy's errorcheck would exit on that error although viteproxy never
-    needed that server. Only that one record is dropped, and only until
-    `running`, when our own server is up (or has failed loudly on its own).
-    """
-
-    _logger = logging.getLogger("mitmproxy.addons.proxyserver")
-    _installed: _DefaultServerBindFailure | None = None
-    # mitmproxy 12 then fails to stop the server that never started, with an
-    # AssertionError whose message is empty.
-    stopping = False
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if self.stopping and record.levelno >= logging.ERROR and not message.strip():
-            return False
-        if record.levelno >= logging.ERROR and "HTTP(S) proxy failed to listen" in message:
-            logger.info("viteproxy: mitmproxy's default listener was not needed (%s)",
-                        message.splitlines()[0])
-            return False
-        return True
-
-    @classmethod
-    def install(cls) -> None:
-        if cls._installed is None:
-            cls._installed = cls()
-            cls._logger.addFilter(cls._installed)
-
-    @classmethod
-    def uninstall(cls) -> None:
-        if cls._installed is not None:
-            cls._logger.removeFilter(cls._installed)
-            cls._installed = None
-        cls.stopping = False

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Patch", "MITMPROXY_VERSION", "register", "install_all", "uninstall_all", "status"]
+__all__ = ["Patch", "MITMPROXY_VERSION", "register", "install_all", "uninstall_all", "status", "self_check"]
 
 logger = logging.getLogger("viteproxy")
 
@@ -52,6 +52,7 @@ class Patch:
     make: Callable[[Any], Any]  # original -> replacement
     since: tuple[int, ...] = (11, 0)
     until: tuple[int, ...] | None = None  # exclusive
+    without: str = ""  # what the user loses while it is not active
     _owner: Any = field(default=None, repr=False)
     _attr: str = field(default="", repr=False)
     _original: Any = field(default=None, repr=False)
@@ -73,14 +74,14 @@ class Patch:
         try:
             owner, attr = self.target()
             original = getattr(owner, attr)
+            if getattr(original, "__viteproxy_patch__", None) is not None:
+                # Another copy of viteproxy (a reloaded script) patched it: restore
+                # the original first so exactly one layer is ever in place.
+                original = original.__viteproxy_patch__
+            replacement = self.make(original)
         except (ImportError, AttributeError) as e:
             self.problem = f"mitmproxy has no such place ({e})"
             return False
-        if getattr(original, "__viteproxy_patch__", None) is not None:
-            # Another copy of viteproxy (a reloaded script) patched it: restore
-            # the original first so exactly one layer is ever in place.
-            original = original.__viteproxy_patch__
-        replacement = self.make(original)
         replacement.__viteproxy_patch__ = original
         setattr(owner, attr, replacement)
         self._owner, self._attr, self._original, self.problem = owner, attr, original, None
@@ -118,3 +119,15 @@ def status() -> list[tuple[str, bool, str]]:
     """(name, active, why-or-problem) for every registered patch: the self-check's lines."""
     return [(p.name, p.active, p.why if p.active else (p.problem or "not installed"))
             for p in _REGISTRY.values()]
+
+
+def self_check() -> str:
+    """One line: which patches are active on this mitmproxy, and why any is not."""
+    version = ".".join(map(str, MITMPROXY_VERSION))
+    active = [p.name for p in _REGISTRY.values() if p.active]
+    parts = [f"active: {', '.join(active) or 'none'}"]
+    for p in _REGISTRY.values():
+        if not p.active:
+            parts.append(f"{p.name} NOT active ({p.problem or 'not installed'}"
+                         + (f"; {p.without}" if p.without else "") + ")")
+    return f"viteproxy: mitmproxy {version} patches {'; '.join(parts)}"
