@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from .balancer import Balancer
 from .explainer import Explainer
 from .recorder import Recorder
+from .reload import Reload
 from .router import Router
+from .status import Status
 from .subprotocols import Subprotocols
 
 __all__ = ["make_addons"]
@@ -14,7 +17,14 @@ __all__ = ["make_addons"]
 
 def make_addons() -> list[Any]:
     router = Router()
+    explainer = Explainer(router)
+    balancer = Balancer(router, explainer)
+    reload = Reload(router)
+    status = Status(router, balancer, reload)
+    reload.status = status
     # Explainer and Subprotocols read the route the Router chose in the same
-    # hook, so they come after it; Recorder last: it logs each flow in the
-    # state the other addons left it (diagnosed, the 101 as repaired).
-    return [router, Explainer(router), Subprotocols(router), Recorder()]
+    # hook, so they come after it; the Balancer after them (it annotates the
+    # Router's comment and counts what they decided); Recorder last: it logs
+    # each flow in the state the other addons left it (diagnosed, the 101 as
+    # repaired).
+    return [router, explainer, Subprotocols(router), balancer, reload, status, Recorder()]

@@ -175,6 +175,15 @@ class Explainer:
             timeout_s, self._expire, data.client.id, data.server.id, task, (host, port, timeout_s, source),
         )
 
+    def connect_timed_out(self, client_id: str) -> bool:
+        """Whether the last connect of this client connection was cut by the connect timeout."""
+        return client_id in self._timed_out
+
+    def forget_connect_failure(self, client_id: str) -> None:
+        """The failed connect was retried elsewhere (failover): it no longer explains this flow."""
+        self._timed_out.pop(client_id, None)
+        self._connect_errors.pop(client_id, None)
+
     def _connect_timeout(self, r: Route | None) -> tuple[float, str]:
         return _rule_limit(r) or (self._seconds["viteproxy_connect_timeout"], "viteproxy_connect_timeout")
 
