@@ -433,6 +433,8 @@ def _interpolate(r: _Reader, root: yaml.Node, refs: dict[str, str], env: Mapping
     seen: set[int] = set()
     stack: list[tuple[yaml.Node, str]] = [(root, "")]
     searched = ", ".join(Path(f).name for f in env_files)
+    if env_files:
+        searched += f" in {Path(env_files[0]).parent}"
     while stack:
         node, key = stack.pop()
         if id(node) in seen:
