@@ -287,9 +287,12 @@ class Proxy:
     """A real `mitmdump -s addons/viteproxy.py` on a rules file in its own folder."""
 
     def __init__(self, workdir: Path, rules: dict[str, Any] | str, *, args: tuple[str, ...] = (),
-                 port: int | None = None, wait: bool = True, env: dict[str, str] | None = None) -> None:
+                 port: int | None = None, wait: bool = True, env: dict[str, str] | None = None,
+                 files: dict[str, str] | None = None) -> None:
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
+        for name, content in (files or {}).items():  # e.g. .env files beside rules.yaml
+            (workdir / name).write_text(content)
         self.port = port or free_port()
         if isinstance(rules, dict):
             rules = dict(rules)
