@@ -28,7 +28,7 @@ from urllib.parse import parse_qs
 
 from mitmproxy import http
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import choose_encoder
 
 from .. import __version__
 from .router import META, Router
@@ -165,8 +165,10 @@ class Status:
             flow.response = _json(200, self.snapshot(), headers)
         elif name == "metrics":
             self._refresh_targets()
-            flow.response = http.Response.make(200, generate_latest(self.metrics.registry),
-                                               {**headers, "content-type": CONTENT_TYPE_LATEST})
+            # Prometheus' Accept picks the format (text or OpenMetrics), as its own HTTP handler does.
+            encoder, content_type = choose_encoder(req.headers.get("accept", ""))
+            flow.response = http.Response.make(200, encoder(self.metrics.registry),
+                                               {**headers, "content-type": content_type})
         else:
             flow.response = _json(404, {"error": f"no such page: {path}",
                                         "pages": [self.prefix, f"{self.prefix}status", f"{self.prefix}metrics"]},
