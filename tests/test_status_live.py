@@ -11,7 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.sync.client import connect
 
-from support import Backend, Proxy, artifacts_dir, free_port, http_request, wait_until
+from support import Backend, Proxy, artifacts_dir, free_port, http_request, read_jsonl, wait_until
 
 
 def _scrape(proxy: Proxy) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -66,6 +66,10 @@ def test_metrics_count_the_traffic_sent(backend_factory: Callable[..., Backend],
     # the status pages themselves are not traffic: scraping again changes no count
     assert _scrape(proxy)[("viteproxy_requests_total", (("rule", "/api"), ("status", "2xx")))] == 12
     assert ("viteproxy_requests_total", (("rule", "__viteproxy"), ("status", "2xx"))) not in m
+    # nor lines of the flight recorder's log, which has every request that was traffic
+    recs = read_jsonl(proxy.workdir / "viteproxy.jsonl")
+    assert not [r for r in recs if "__viteproxy" in str(r.get("url"))]
+    assert sum(1 for r in recs if r["event"] == "http" and r.get("rule") == "/api") == 12
 
 
 def test_status_json_lists_sockets_targets_and_errors(backend_factory: Callable[..., Backend],

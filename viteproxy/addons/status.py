@@ -156,6 +156,9 @@ class Status:
             self.metrics.reloads.labels("ok" if entry["ok"] else "rejected").inc()
             flow.response = _json(200 if entry["ok"] else 409, entry, headers)
             return
+        if req.method in ("GET", "HEAD"):
+            # Read-only pages (the page polls `status` every second) stay out of the JSONL log.
+            flow.metadata[LOCAL] = "quiet"
         if req.method not in ("GET", "HEAD"):
             flow.response = _json(405, {"error": "GET, or POST mode/reload"}, headers)
         elif name in ("", "index.html"):
