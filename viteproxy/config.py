@@ -534,7 +534,7 @@ def load_config(path: str | Path, mode: str = DEFAULT_MODE, environ: Mapping[str
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError([Issue("FILE_UNREADABLE", str(p), None, "", f"cannot read it: {e}")]) from None
     try:
-        loaded = load_env(p.parent, mode, os.environ if environ is None else environ)
+        loaded = load_env(p.parent.absolute(), mode, os.environ if environ is None else environ)
     except EnvError as e:
         raise ConfigError([Issue("ENV_UNREADABLE", e.file, None, "", e.problem)]) from None
     return parse_config(text, str(path), env=loaded.values, mode=mode, env_files=loaded.searched)
