@@ -149,7 +149,9 @@ def test_balancer_annotates_the_routing_decision(ops: Any) -> None:
         meta = f.metadata["viteproxy"]
         assert meta["balance"]["policy"] == "round-robin"
         assert meta["balance"]["chosen"] == f"127.0.0.1:{f.request.port}"
-        assert f.comment.startswith(f"[/api] /api/x -> http://127.0.0.1:{f.request.port}/api/x (round-robin: ")
+        lines = f.comment.split("\n")
+        assert lines[0] == f"[/api] -> http://127.0.0.1:{f.request.port}/api/x"
+        assert lines[1].startswith(f"round-robin: 127.0.0.1:{f.request.port} (turn ")
         f.response = http.Response.make(200)
         balancer.response(f)
     assert ports == [3901, 3902, 3901, 3902]

@@ -19,7 +19,9 @@ from typing import Any, Literal
 
 import yaml
 
+from .codes import Code
 from .envfiles import DEFAULT_MODE, EnvError, Unset, interpolate, load_env
+from .jsfunctions import function_hint, looks_like_function
 from .jsregex import compile_js, js_replacer
 from .target import Target, TargetError, parse_target
 
@@ -48,7 +50,7 @@ Severity = Literal["error", "warning"]
 class Issue:
     """One problem found in a rules file. `code` is stable; the wording is not."""
 
-    code: str
+    code: Code
     file: str
     line: int | None
     key: str
@@ -228,6 +230,8 @@ UNSUPPORTED_RULE_KEYS = {
 }
 TOP_KEYS = {"server": "host and port", "proxy": "the rules", "fallback": "a target URL"}
 SERVER_KEYS = {"host": "an address such as 127.0.0.1", "port": "a port number"}
+SUBPROTOCOLS_KEYS = {"mode": "append or replace", "values": "a list of protocols"}
+BYPASS_KEYS = {"subprotocols": "a list of protocols", "headers": "a mapping of header name to regex"}
 
 _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _PROTOCOL_TOKEN = _HEADER_NAME
@@ -246,7 +250,7 @@ class _Reader:
         self.issues: list[Issue] = []
         self._constructor = yaml.SafeLoader("")
 
-    def issue(self, code: str, node: yaml.Node | None, key: str, message: str,
+    def issue(self, code: Code, node: yaml.Node | None, key: str, message: str,
               hint: str | None = None, severity: Severity = "error") -> None:
         line = node.start_mark.line + 1 if node is not None else None
         self.issues.append(Issue(code, self.file, line, key, message, hint, severity))
@@ -257,7 +261,7 @@ class _Reader:
     def mapping(self, node: yaml.Node, key: str, expected: str) -> Iterator[tuple[str, yaml.Node, yaml.Node]]:
         """Yield (key, key_node, value_node); report a non-mapping and duplicate keys."""
         if not isinstance(node, yaml.MappingNode):
-            self.issue("INVALID_TYPE", node, key, f"expected {expected}, got {self._kind(node)}")
+            self.issue(Code.INVALID_TYPE, node, key, f"expected {expected}, got {self._kind(node)}")
             return
         seen: dict[str, yaml.Node] = {}
         for k_node, v_node in node.value:
@@ -266,7 +270,7 @@ class _Reader:
                 k = str(k)
             if k in seen:
                 self.issue(
-                    "DUPLICATE_KEY", k_node, f"{key}.{k}" if key else k,
+                    Code.DUPLICATE_KEY, k_node, f"{key}.{k}" if key else k,
                     f"key repeated (first at line {seen[k].start_mark.line + 1}); "
                     "YAML keeps only the last one",
                 )
@@ -281,7 +285,7 @@ class _Reader:
             close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
             guess = close[0] if close else None
         hint = f"did you mean {guess!r}?" if guess else f"known keys: {', '.join(known)}"
-        self.issue("UNKNOWN_KEY", node, key, f"unknown key {name!r}", hint)
+        self.issue(Code.UNKNOWN_KEY, node, key, f"unknown key {name!r}", hint)
 
     @staticmethod
     def _kind(node: yaml.Node) -> str:
@@ -300,13 +304,13 @@ class _Reader:
         hint = None
         if isinstance(v, str) and v.lower() in ("true", "false", "yes", "no", "on", "off"):
             hint = f"write {'true' if v.lower() in ('true', 'yes', 'on') else 'false'} without quotes"
-        self.issue("INVALID_TYPE", node, key, f"expected true or false, got {v!r}", hint)
+        self.issue(Code.INVALID_TYPE, node, key, f"expected true or false, got {v!r}", hint)
         return None
 
     def milliseconds(self, node: yaml.Node, key: str) -> float | None:
         v = self.value(node)
         if isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v < float("inf"):
-            self.issue("INVALID_TIMEOUT", node, key,
+            self.issue(Code.INVALID_TIMEOUT, node, key,
                        f"expected a positive number of milliseconds, got {v!r}",
                        "e.g. timeout: 30000 (30 s), as in Vite")
             return None
@@ -329,7 +333,7 @@ def parse_config(text: str, file: str = "rules.yaml", *, env: Mapping[str, str] 
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except RecursionError:
         # PyYAML's parser recurses once per nesting level.
-        r.issues.append(Issue("YAML_SYNTAX", file, _too_deep_line(text), "", "YAML nested too deeply to read",
+        r.issues.append(Issue(Code.YAML_SYNTAX, file, _too_deep_line(text), "", "YAML nested too deeply to read",
                               "rules.yaml needs only a few levels: proxy -> rule -> option"))
         raise ConfigError(r.issues) from None
     except yaml.YAMLError as e:
@@ -341,14 +345,15 @@ def parse_config(text: str, file: str = "rules.yaml", *, env: Mapping[str, str] 
             # The parser notices late: say where the unfinished construct began.
             context += f" that starts at line {context_mark.line + 1}"
         message = f"YAML syntax error: {problem}" + (f" ({context})" if context else "")
+        r.issues += _pasted_functions(text, file)
         r.issues.append(Issue(
-            "YAML_SYNTAX", file, mark.line + 1 if mark else None, "", message,
+            Code.YAML_SYNTAX, file, mark.line + 1 if mark else None, "", message,
             "check indentation and quoting; keys with ^ or : need quotes, e.g. '^/api'",
         ))
         raise ConfigError(r.issues) from None
 
     if root is None:
-        r.issues.append(Issue("EMPTY_CONFIG", file, None, "", "the file is empty",
+        r.issues.append(Issue(Code.EMPTY_CONFIG, file, None, "", "the file is empty",
                               f"add proxy rules, e.g. {EXAMPLE_RULE}"))
         raise ConfigError(r.issues)
 
@@ -384,7 +389,7 @@ def parse_config(text: str, file: str = "rules.yaml", *, env: Mapping[str, str] 
 
     nothing = not has_proxy or (not rules and not any(i.severity == "error" for i in r.issues))
     if nothing and not has_fallback and isinstance(root, yaml.MappingNode):
-        r.issue("NO_RULES", root, "proxy", "no 'proxy:' rules and no fallback: nothing to route",
+        r.issue(Code.NO_RULES, root, "proxy", "no 'proxy:' rules and no fallback: nothing to route",
                 f"add e.g. {EXAMPLE_RULE}")
 
     inactive: list[str] = []
@@ -456,16 +461,47 @@ def _interpolate(r: _Reader, root: yaml.Node, refs: dict[str, str], env: Mapping
         try:
             out = interpolate(original, env)
         except ValueError as e:
-            r.issue("ENV_SYNTAX", node, key, f"{e}", "write ${NAME} or ${NAME:-default}")
+            r.issue(Code.ENV_SYNTAX, node, key, f"{e}", "write ${NAME} or ${NAME:-default}")
             continue
         if isinstance(out, Unset):
             where = f"the process environment and {searched}" if searched else "the process environment"
-            r.issue("ENV_UNSET", node, key, f"variable {out.name} is not set (looked in {where})",
+            r.issue(Code.ENV_UNSET, node, key, f"variable {out.name} is not set (looked in {where})",
                     f"set {out.name} in one of them, or give a default: ${{{out.name}:-3000}}")
             continue
         node.value = out
         if node.style is None:  # plain: let YAML type it (numbers, booleans)
             node.tag = resolver.resolve(yaml.ScalarNode, out, (True, False))
+
+
+_OPTION_LINE = re.compile(r"""^\s*['"]?([A-Za-z_$][\w$]*)['"]?\s*(:?)\s*(.*)$""", re.S)
+_METHOD_LINE = re.compile(r"^\s*[A-Za-z_$][\w$]*\s*\([^)]*\)\s*\{")
+
+
+def _pasted_functions(text: str, file: str) -> list[Issue]:
+    """JavaScript functions pasted from a vite.config, which YAML cannot read: one issue each."""
+    out = []
+    lines = text.splitlines()
+    n = 0
+    while n < len(lines):
+        line = lines[n]
+        n += 1
+        if not (looks_like_function(line) or _METHOD_LINE.match(line)):
+            continue
+        first = n
+        # A function body over several lines: up to the line that balances its braces.
+        source = line
+        while source.count("{") > source.count("}") and n < len(lines):
+            source += "\n" + lines[n]
+            n += 1
+        m = _OPTION_LINE.match(source)
+        name = m.group(1) if m else ""
+        if m and m.group(2):  # `rewrite: (path) => ...`: the value after the colon
+            source = m.group(3)
+        source = source.strip().rstrip(",").strip()
+        out.append(Issue(Code.JS_FUNCTION, file, first, name,
+                         "a JavaScript function: rules.yaml is data, so functions must be translated",
+                         function_hint(name, source)))
+    return out
 
 
 def _too_deep_line(text: str, limit: int = 100) -> int | None:
@@ -502,11 +538,11 @@ def _check_values(r: _Reader, root: yaml.Node) -> None:
                 r.value(node)
         except (yaml.YAMLError, ValueError, TypeError, OverflowError) as e:
             problem = getattr(e, "problem", None) or str(e)
-            r.issue("YAML_TAG", node, "", f"cannot read this {node.tag} value: {problem}",
+            r.issue(Code.YAML_TAG, node, "", f"cannot read this {node.tag} value: {problem}",
                     "rules.yaml is plain data: write the value itself, without a YAML tag")
             continue
         if not known:
-            r.issue("YAML_TAG", node, "", f"unsupported YAML tag {node.tag!r}",
+            r.issue(Code.YAML_TAG, node, "", f"unsupported YAML tag {node.tag!r}",
                     "rules.yaml is plain data: write the value itself, without a YAML tag")
             continue
         if isinstance(node, yaml.MappingNode):
@@ -528,15 +564,15 @@ def load_config(path: str | Path, mode: str = DEFAULT_MODE, environ: Mapping[str
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError([Issue(
-            "FILE_NOT_FOUND", str(p), None, "", "no such file",
+            Code.FILE_NOT_FOUND, str(p), None, "", "no such file",
             "run from the folder that holds rules.yaml, or set viteproxy_rules=PATH",
         )]) from None
     except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError([Issue("FILE_UNREADABLE", str(p), None, "", f"cannot read it: {e}")]) from None
+        raise ConfigError([Issue(Code.FILE_UNREADABLE, str(p), None, "", f"cannot read it: {e}")]) from None
     try:
         loaded = load_env(p.parent.absolute(), mode, os.environ if environ is None else environ)
     except EnvError as e:
-        raise ConfigError([Issue("ENV_UNREADABLE", e.file, None, "", e.problem)]) from None
+        raise ConfigError([Issue(Code.ENV_UNREADABLE, e.file, None, "", e.problem)]) from None
     return parse_config(text, str(path), env=loaded.values, mode=mode, env_files=loaded.searched)
 
 
@@ -551,19 +587,19 @@ def _server(r: _Reader, node: yaml.Node) -> Server:
             elif isinstance(v, str) and v.strip() and " " not in v.strip():
                 host = v.strip().strip("[]")
             else:
-                r.issue("INVALID_HOST", v_node, key, f"expected an address, got {v!r}",
+                r.issue(Code.INVALID_HOST, v_node, key, f"expected an address, got {v!r}",
                         "e.g. host: 127.0.0.1")
                 continue
             if host in ("0.0.0.0", "::"):
                 r.issue(
-                    "EXPOSED_LISTEN", v_node, key,
+                    Code.EXPOSED_LISTEN, v_node, key,
                     f"listening on {host} exposes the proxy, and every backend behind it, "
                     "to your network", "use 127.0.0.1 unless another device must connect",
                     "warning",
                 )
         elif name == "port":
             if isinstance(v, bool) or not isinstance(v, int) or not 0 < v < 65536:
-                r.issue("INVALID_PORT", v_node, key, f"expected a port from 1 to 65535, got {v!r}",
+                r.issue(Code.INVALID_PORT, v_node, key, f"expected a port from 1 to 65535, got {v!r}",
                         f"e.g. port: {DEFAULT_PORT}")
             else:
                 port = v
@@ -583,7 +619,7 @@ def _target(r: _Reader, node: yaml.Node, key: str, rule: bool = False) -> Target
     if rule and target.scheme in ("ws", "wss"):
         fixed = target.raw.replace(f"{target.scheme}://", f"{target.http_scheme}://", 1)
         r.issue(
-            "WS_TARGET_FOR_HTTP", node, key if key.endswith(".target") else f"{key}.target",
+            Code.WS_TARGET_FOR_HTTP, node, key if key.endswith(".target") else f"{key}.target",
             f"a {target.scheme}:// target also receives the plain HTTP requests this rule "
             "matches (Socket.IO polling, health checks); under Vite those fail. viteproxy sends "
             f"them over {target.http_scheme}://, but write it that way",
@@ -612,16 +648,16 @@ def _rule(r: _Reader, index: int, key: str, k_node: yaml.Node, v_node: yaml.Node
         try:
             regex = compile_js(key)
         except re.error as e:
-            r.issue("INVALID_REGEX", k_node, where, f"rule key is not a valid regex: {e}",
+            r.issue(Code.INVALID_REGEX, k_node, where, f"rule key is not a valid regex: {e}",
                     "escape special characters, e.g. '^/api/v\\d+'")
             ok = False
     elif not key.startswith("/"):
-        r.issue("RULE_NEVER_MATCHES", k_node, where,
+        r.issue(Code.RULE_NEVER_MATCHES, k_node, where,
                 "a prefix key must start with '/': request paths always do",
                 f"did you mean '/{key}'?", severity="warning")
 
     if isinstance(v_node, yaml.ScalarNode) and v_node.tag.endswith(":null"):
-        r.issue("MISSING_TARGET", k_node, where, "rule has no target",
+        r.issue(Code.MISSING_TARGET, k_node, where, "rule has no target",
                 f"write {key!r}: 'http://127.0.0.1:3000' or {key!r}: {{target: ...}}")
         return None
     # Vite's string shorthand: '/foo': 'http://x' means {target, changeOrigin: true}.
@@ -636,6 +672,15 @@ def _rule(r: _Reader, index: int, key: str, k_node: yaml.Node, v_node: yaml.Node
     target_seen = False
     for name, ok_node, ov_node in r.mapping(v_node, where, "a target URL or a mapping of options"):
         okey = f"{where}.{name}"
+        source = ov_node.value if isinstance(ov_node, yaml.ScalarNode) else None
+        if isinstance(source, str) and looks_like_function(source):
+            dropped = name in UNSUPPORTED_RULE_KEYS
+            r.issue(Code.JS_FUNCTION, ov_node, okey,
+                    "a JavaScript function: rules.yaml is data, so functions must be translated"
+                    + (" (this option is ignored)" if dropped else ""),
+                    function_hint(name, source), severity="warning" if dropped else "error")
+            ok = ok and dropped
+            continue
         if name == "target" and isinstance(ov_node, yaml.SequenceNode):
             target_seen = True
             listed = _target_list(r, ov_node, okey)
@@ -649,7 +694,7 @@ def _rule(r: _Reader, index: int, key: str, k_node: yaml.Node, v_node: yaml.Node
         elif name == "balance":
             policy = r.value(ov_node)
             if policy not in BALANCE_POLICIES:
-                r.issue("INVALID_BALANCE", ov_node, okey, f"unknown balance policy {policy!r}",
+                r.issue(Code.INVALID_BALANCE, ov_node, okey, f"unknown balance policy {policy!r}",
                         "balance: round-robin, least-connections or first-healthy")
                 ok = False
             opts["balance"] = policy
@@ -671,7 +716,7 @@ def _rule(r: _Reader, index: int, key: str, k_node: yaml.Node, v_node: yaml.Node
             opts[name] = ms
         elif name in ("rewrite", "pathRewrite"):
             if "rewrites" in opts:
-                r.issue("DUPLICATE_KEY", ok_node, okey, "both 'rewrite' and 'pathRewrite' given",
+                r.issue(Code.DUPLICATE_KEY, ok_node, okey, "both 'rewrite' and 'pathRewrite' given",
                         "keep one: they are the same option")
                 ok = False
                 continue
@@ -691,7 +736,7 @@ def _rule(r: _Reader, index: int, key: str, k_node: yaml.Node, v_node: yaml.Node
             ok = ok and bp is not None
             opts["bypass"] = bp
         elif name in UNSUPPORTED_RULE_KEYS:
-            r.issue("UNSUPPORTED_OPTION", ok_node, okey,
+            r.issue(Code.UNSUPPORTED_OPTION, ok_node, okey,
                     f"{name!r} is a JavaScript-only or unsupported option and is ignored",
                     severity="warning")
         else:
@@ -699,7 +744,7 @@ def _rule(r: _Reader, index: int, key: str, k_node: yaml.Node, v_node: yaml.Node
             ok = False
 
     if not target_seen and isinstance(v_node, yaml.MappingNode):
-        r.issue("MISSING_TARGET", k_node, where, "rule has no target",
+        r.issue(Code.MISSING_TARGET, k_node, where, "rule has no target",
                 f"add target, e.g. {key!r}: {{target: 'http://127.0.0.1:3000'}}")
         return None
     if not ok or target is None:
@@ -734,19 +779,19 @@ def _target_list(r: _Reader, node: yaml.SequenceNode, key: str) -> tuple[Target,
             return None
         out.append(t)
     if not out:
-        r.issue("MISSING_TARGET", node, key, "the target list is empty",
+        r.issue(Code.MISSING_TARGET, node, key, "the target list is empty",
                 "target: [http://127.0.0.1:3001, http://127.0.0.1:3002]")
         return None
     first = out[0]
     for i, t in enumerate(out[1:], 1):
         if (t.http_scheme, t.path) != (first.http_scheme, first.path):
-            r.issue("TARGET_LIST_MIXED", node.value[i], f"{key}[{i}]",
+            r.issue(Code.TARGET_LIST_MIXED, node.value[i], f"{key}[{i}]",
                     f"instances of one rule must share scheme and path: {t.raw!r} differs from {first.raw!r}",
                     f"e.g. target: [{first.http_scheme}://127.0.0.1:3001{first.path}, "
                     f"{first.http_scheme}://127.0.0.1:3002{first.path}]")
             return None
         if (t.host, t.port) in {(o.host, o.port) for o in out[:i]}:
-            r.issue("DUPLICATE_KEY", node.value[i], f"{key}[{i}]", f"{t.raw!r} is listed twice",
+            r.issue(Code.DUPLICATE_KEY, node.value[i], f"{key}[{i}]", f"{t.raw!r} is listed twice",
                     "list each instance once")
             return None
     return tuple(out)
@@ -760,7 +805,7 @@ def _health_check(r: _Reader, node: yaml.Node, key: str) -> HealthCheck | None:
         v = r.value(v_node)
         if name == "path":
             if not isinstance(v, str) or not v.startswith("/"):
-                r.issue("INVALID_HEALTH_CHECK", v_node, f"{key}.path", f"expected a path starting with /, got {v!r}",
+                r.issue(Code.INVALID_HEALTH_CHECK, v_node, f"{key}.path", f"expected a path starting with /, got {v!r}",
                         "healthCheck: {path: /health, interval: 1000}")
                 ok = False
             else:
@@ -780,7 +825,7 @@ def _names(r: _Reader, node: yaml.Node, key: str) -> tuple[str, ...] | None:
     if isinstance(v, str):
         v = [v]
     if not isinstance(v, list) or not v or not all(isinstance(m, str) and m.strip() for m in v):
-        r.issue("INVALID_TYPE", node, key, f"expected a list of mode names, got {v!r}",
+        r.issue(Code.INVALID_TYPE, node, key, f"expected a list of mode names, got {v!r}",
                 "modes: [development, staging]")
         return None
     return tuple(m.strip() for m in v)
@@ -795,21 +840,21 @@ def _rewrites(r: _Reader, node: yaml.Node, key: str) -> tuple[Rewrite, ...] | No
         if repl is None:
             repl = ""
         if not isinstance(repl, str):
-            r.issue("INVALID_TYPE", v_node, rkey, f"replacement must be a string, got {repl!r}",
+            r.issue(Code.INVALID_TYPE, v_node, rkey, f"replacement must be a string, got {repl!r}",
                     "e.g. '^/api': ''")
             ok = False
             continue
         try:
             compiled = compile_js(pattern)
         except re.error as e:
-            r.issue("INVALID_REGEX", k_node, rkey, f"not a valid regex: {e}",
+            r.issue(Code.INVALID_REGEX, k_node, rkey, f"not a valid regex: {e}",
                     "e.g. '^/api' (quote it in YAML)")
             ok = False
             continue
         try:
             replacer = js_replacer(repl)
         except ValueError as e:
-            r.issue("INVALID_REWRITE", v_node, rkey, str(e), "use $1, $<name> or $&")
+            r.issue(Code.INVALID_REWRITE, v_node, rkey, str(e), "use $1, $<name> or $&")
             ok = False
             continue
         out.append(Rewrite(compiled, repl, replacer))
@@ -823,14 +868,14 @@ def _headers(r: _Reader, node: yaml.Node, key: str) -> tuple[tuple[str, str], ..
         v = r.value(v_node)
         hkey = f"{key}.{name}"
         if not _HEADER_NAME.match(name):
-            r.issue("INVALID_HEADER", k_node, hkey, f"{name!r} is not a valid header name")
+            r.issue(Code.INVALID_HEADER, k_node, hkey, f"{name!r} is not a valid header name")
             ok = False
         elif isinstance(v, bool) or v is None or isinstance(v, dict | list):
-            r.issue("INVALID_HEADER", v_node, hkey, f"header value must be text, got {v!r}",
+            r.issue(Code.INVALID_HEADER, v_node, hkey, f"header value must be text, got {v!r}",
                     f"quote it, e.g. {name}: 'value'")
             ok = False
         elif "\r" in str(v) or "\n" in str(v):
-            r.issue("INVALID_HEADER", v_node, hkey, "header value must not contain a line break")
+            r.issue(Code.INVALID_HEADER, v_node, hkey, "header value must not contain a line break")
             ok = False
         else:
             out.append((name, str(v)))
@@ -842,12 +887,12 @@ def _token_list(r: _Reader, node: yaml.Node, key: str) -> tuple[str, ...] | None
     if isinstance(v, str):
         v = [p.strip() for p in v.split(",")]
     if not isinstance(v, list) or not v:
-        r.issue("INVALID_TYPE", node, key, f"expected a list of protocol names, got {v!r}",
+        r.issue(Code.INVALID_TYPE, node, key, f"expected a list of protocol names, got {v!r}",
                 "e.g. [graphql-ws]")
         return None
     bad = [p for p in v if not isinstance(p, str) or not _PROTOCOL_TOKEN.match(p)]
     if bad:
-        r.issue("INVALID_SUBPROTOCOL", node, key, f"not valid protocol names: {bad!r}",
+        r.issue(Code.INVALID_SUBPROTOCOL, node, key, f"not valid protocol names: {bad!r}",
                 "protocol names are HTTP tokens: letters, digits and !#$%&'*+-.^_`|~")
         return None
     return tuple(v)
@@ -864,16 +909,16 @@ def _subprotocols(r: _Reader, node: yaml.Node, key: str) -> Subprotocols | None:
         if name == "mode":
             mode = r.value(v_node)
             if mode not in ("append", "replace"):
-                r.issue("INVALID_TYPE", v_node, f"{key}.mode", f"expected append or replace, got {mode!r}")
+                r.issue(Code.INVALID_TYPE, v_node, f"{key}.mode", f"expected append or replace, got {mode!r}")
                 ok = False
         elif name == "values":
             values = _token_list(r, v_node, f"{key}.values")
             ok = ok and values is not None
         else:
-            r.unknown(k_node, f"{key}.{name}", name, {"mode": "", "values": ""})
+            r.unknown(k_node, f"{key}.{name}", name, SUBPROTOCOLS_KEYS)
             ok = False
     if values is None and ok:
-        r.issue("INVALID_TYPE", node, key, "subprotocols needs values", "e.g. {mode: append, values: [chat]}")
+        r.issue(Code.INVALID_TYPE, node, key, "subprotocols needs values", "e.g. {mode: append, values: [chat]}")
         ok = False
     return Subprotocols(mode, values) if ok and values else None  # type: ignore[arg-type]
 
@@ -882,7 +927,6 @@ def _bypass(r: _Reader, node: yaml.Node, key: str) -> Bypass | None:
     subprotocols: tuple[str, ...] = ()
     headers: list[tuple[str, re.Pattern[str]]] = []
     ok = True
-    known = {"subprotocols": "", "headers": ""}
     for name, k_node, v_node in r.mapping(node, key, "a mapping with subprotocols and/or headers"):
         if name == "subprotocols":
             sp = _token_list(r, v_node, f"{key}.subprotocols")
@@ -894,13 +938,13 @@ def _bypass(r: _Reader, node: yaml.Node, key: str) -> Bypass | None:
                 try:
                     headers.append((hname, compile_js(str(pat))))
                 except re.error as e:
-                    r.issue("INVALID_REGEX", hv_node, f"{key}.headers.{hname}", f"not a valid regex: {e}")
+                    r.issue(Code.INVALID_REGEX, hv_node, f"{key}.headers.{hname}", f"not a valid regex: {e}")
                     ok = False
         else:
-            r.unknown(k_node, f"{key}.{name}", name, known)
+            r.unknown(k_node, f"{key}.{name}", name, BYPASS_KEYS)
             ok = False
     if ok and not subprotocols and not headers:
-        r.issue("INVALID_TYPE", node, key, "bypass needs subprotocols or headers",
+        r.issue(Code.INVALID_TYPE, node, key, "bypass needs subprotocols or headers",
                 "e.g. bypass: {subprotocols: [vite-hmr, vite-ping]}")
         ok = False
     return Bypass(subprotocols, tuple(headers)) if ok else None
@@ -919,7 +963,7 @@ def _lint(rules: list[Rule], server: Server, file: str) -> Iterator[Issue]:
             rule.bypass and any(p in rule.bypass.subprotocols for p in HMR_PROTOCOLS))
         if hmr_taken:
             yield Issue(
-                "HMR_CAPTURED", file, rule.line, where,
+                Code.HMR_CAPTURED, file, rule.line, where,
                 "this ws rule matches every path, so it also takes Vite's own HMR socket "
                 "(subprotocol vite-hmr): the page stops hot-reloading and the backend sees "
                 "frames it cannot parse",
@@ -931,7 +975,7 @@ def _lint(rules: list[Rule], server: Server, file: str) -> Iterator[Issue]:
                 earlier.ws_enabled or not later.ws_enabled
             ) and earlier.bypass is None:
                 yield Issue(
-                    "RULE_SHADOWED", file, later.line, f"proxy.{later.key}",
+                    Code.RULE_SHADOWED, file, later.line, f"proxy.{later.key}",
                     f"never used: the earlier rule {earlier.key!r} (line {earlier.line}) matches "
                     "every request this one would",
                     f"move {later.key!r} above {earlier.key!r}", "warning",

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from .codes import Code
 from .routing import Miss
 
 __all__ = [
@@ -25,7 +26,7 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Diagnosis:
-    code: str
+    code: Code
     status: int
     summary: str
     fix: str
@@ -53,7 +54,7 @@ def no_rule(miss: Miss) -> Diagnosis:
     if miss.bypassed and not miss.near:
         rule = miss.bypassed[0]
         return Diagnosis(
-            "NO_WS_RULE" if miss.kind == "ws" else "NO_RULE", 502 if miss.kind == "ws" else 404,
+            Code.NO_WS_RULE if miss.kind == "ws" else Code.NO_RULE, 502 if miss.kind == "ws" else 404,
             f"{miss.url} matched the rule {rule.key!r}, but its bypass let it fall through to the "
             "fallback, and there is no fallback.",
             "set 'fallback:' to your dev server (bypassed requests go there), e.g. fallback: "
@@ -64,14 +65,14 @@ def no_rule(miss: Miss) -> Diagnosis:
         if miss.near:
             names = ", ".join(repr(r.key) for r in miss.near)
             return Diagnosis(
-                "NO_WS_RULE", 502,
+                Code.NO_WS_RULE, 502,
                 f"WebSocket upgrade for {miss.url} matched {names}, but that rule does not proxy "
                 "WebSockets, so no backend was asked (under Vite this handshake hangs forever).",
                 f"add 'ws: true' to the rule {miss.near[0].key!r} in rules.yaml.",
                 rule=miss.near[0].key, facts=tried,
             )
         return Diagnosis(
-            "NO_WS_RULE", 502,
+            Code.NO_WS_RULE, 502,
             f"WebSocket upgrade for {miss.url} matched no rule with ws: true, and there is no "
             "fallback, so no backend was asked (under Vite this handshake hangs forever).",
             "add a rule whose key is a prefix of this path with 'ws: true', "
@@ -79,7 +80,7 @@ def no_rule(miss: Miss) -> Diagnosis:
             facts=tried,
         )
     return Diagnosis(
-        "NO_RULE", 404,
+        Code.NO_RULE, 404,
         f"{miss.url} matched none of the {len(miss.tried)} rules and there is no fallback.",
         "add a rule whose key is a prefix of this path, or set 'fallback:' to your dev server, "
         "e.g. fallback: 'http://127.0.0.1:5173'.",
@@ -111,7 +112,7 @@ def connect_refused(host: str, port: int, tried: list[str], *, rule: str | None,
                     upstream: str | None) -> Diagnosis:
     where = ", ".join(tried) if tried else f"{host}:{port}"
     return Diagnosis(
-        "CONNECT_REFUSED", 502,
+        Code.CONNECT_REFUSED, 502,
         f"Nothing accepts connections on {where}: the backend is not running, or listens on "
         "another port or address.",
         f"start the backend on port {port}, or point the rule's target at the port it listens on "
@@ -134,7 +135,7 @@ def localhost_mismatch(host: str, port: int, resolved: list[str], listening: lis
         summary = (f"{host} resolves to {', '.join(resolved) or 'nothing'} here, where nothing "
                    f"listens, but the backend listens on {on}.")
     return Diagnosis(
-        "LOCALHOST_IPV6_MISMATCH", 502, summary,
+        Code.LOCALHOST_IPV6_MISMATCH, 502, summary,
         f"write the address the backend listens on in the target, e.g. "
         f"'http://{literal}:{port}', instead of '{host}' (or make the backend listen on both "
         "::1 and 127.0.0.1).",
@@ -146,7 +147,7 @@ def localhost_mismatch(host: str, port: int, resolved: list[str], listening: lis
 
 def dns_failure(host: str, error: str, *, rule: str | None, upstream: str | None) -> Diagnosis:
     return Diagnosis(
-        "DNS_FAILURE", 502,
+        Code.DNS_FAILURE, 502,
         f"The target host {host!r} does not resolve to any address.",
         "check the host name in the rule's target for typos; for a local backend write "
         "'127.0.0.1' rather than a name.",
@@ -157,7 +158,7 @@ def dns_failure(host: str, error: str, *, rule: str | None, upstream: str | None
 def connect_timeout(host: str, port: int, timeout_ms: float, source: str, *, rule: str | None,
                     upstream: str | None) -> Diagnosis:
     return Diagnosis(
-        "CONNECT_TIMEOUT", 504,
+        Code.CONNECT_TIMEOUT, 504,
         f"Connecting to {host}:{port} did not complete within {timeout_ms:g} ms: packets to it are "
         "dropped (a firewall, a host that is down, or a backend too busy to accept).",
         "check that the backend accepts connections (curl -v its URL), or raise the rule's "
@@ -173,7 +174,7 @@ def response_timeout(kind: str, timeout_ms: float, source: str, *, fallback: boo
     if kind == "ws":
         if fallback:
             return Diagnosis(
-                "HANDSHAKE_TIMEOUT", 504,
+                Code.HANDSHAKE_TIMEOUT, 504,
                 f"The fallback did not answer this WebSocket handshake within {timeout_ms:g} ms. No rule "
                 "with ws: true matched it, so it went to the fallback, and a dev server answers only the "
                 "upgrades it owns (Vite: its HMR socket) and leaves the others hanging.",
@@ -182,7 +183,7 @@ def response_timeout(kind: str, timeout_ms: float, source: str, *, fallback: boo
                 rule=rule, upstream=upstream, facts=facts,
             )
         return Diagnosis(
-            "HANDSHAKE_TIMEOUT", 504,
+            Code.HANDSHAKE_TIMEOUT, 504,
             f"The backend accepted the connection but did not answer the WebSocket handshake within "
             f"{timeout_ms:g} ms: it does not serve WebSockets at this path, or it is stuck.",
             "check the rewritten path and that the backend handles upgrades there; raise the rule's "
@@ -190,7 +191,7 @@ def response_timeout(kind: str, timeout_ms: float, source: str, *, fallback: boo
             rule=rule, upstream=upstream, facts=facts,
         )
     return Diagnosis(
-        "BACKEND_TIMEOUT", 504,
+        Code.BACKEND_TIMEOUT, 504,
         f"The backend accepted the connection but sent no response within {timeout_ms:g} ms.",
         "find out why the backend is slow or stuck (its log, a debugger), or raise the rule's "
         "'proxyTimeout'.",
@@ -203,7 +204,7 @@ def tls_failed(host: str, port: int, error: str, *, secure: bool, rule: str | No
     verify = any(s in error.lower() for s in ("certificate", "verify", "self-signed", "self signed"))
     if verify and secure:
         return Diagnosis(
-            "TLS_VERIFY_FAILED", 502,
+            Code.TLS_VERIFY_FAILED, 502,
             f"The backend's TLS certificate at {host}:{port} is not trusted (self-signed, expired "
             "or for another name), and the rule verifies it (secure is true by default).",
             "for a local backend with a self-signed certificate add 'secure: false' to the rule; "
@@ -211,7 +212,7 @@ def tls_failed(host: str, port: int, error: str, *, secure: bool, rule: str | No
             rule=rule, upstream=upstream, facts=(("tls error", error),),
         )
     return Diagnosis(
-        "TLS_HANDSHAKE_FAILED", 502,
+        Code.TLS_HANDSHAKE_FAILED, 502,
         f"The TLS handshake with {host}:{port} failed: is it really an https/wss backend?",
         "use an http:// target for a backend that does not speak TLS.",
         rule=rule, upstream=upstream, facts=(("tls error", error),),
@@ -220,7 +221,7 @@ def tls_failed(host: str, port: int, error: str, *, secure: bool, rule: str | No
 
 def upstream_error(error: str, *, rule: str | None, upstream: str | None) -> Diagnosis:
     return Diagnosis(
-        "UPSTREAM_ERROR", 502,
+        Code.UPSTREAM_ERROR, 502,
         f"The backend connection failed before a response arrived: {error}.",
         "look at the backend's own log for this request.",
         rule=rule, upstream=upstream, facts=(("error", error),),
@@ -240,7 +241,7 @@ def handshake_failed(status: int, *, url: str, rewritten: str, upstream_path: st
         if body_excerpt:
             facts.append(("backend said", body_excerpt))
         return Diagnosis(
-            "HANDSHAKE_NOT_FOUND", 404,
+            Code.HANDSHAKE_NOT_FOUND, 404,
             f"The backend has no WebSocket endpoint at {upstream_path} (the browser asked for "
             f"{url}): the rule's rewrite or the target's path strips or doubles a prefix.",
             "compare 'path sent' with the path the backend serves; adjust the rule's rewrite "
@@ -258,7 +259,7 @@ def handshake_failed(status: int, *, url: str, rewritten: str, upstream_path: st
                "backend's CORS/origin check (Spring setAllowedOrigins, gorilla CheckOrigin, "
                "Socket.IO cors.origin)")
         return Diagnosis(
-            "HANDSHAKE_FORBIDDEN_ORIGIN", 403,
+            Code.HANDSHAKE_FORBIDDEN_ORIGIN, 403,
             "The backend refused the WebSocket handshake with 403, as origin checks do when the "
             "Origin does not match the Host or an allow-list.",
             fix + ".", rule=rule, upstream=upstream, facts=tuple(facts),
@@ -266,7 +267,7 @@ def handshake_failed(status: int, *, url: str, rewritten: str, upstream_path: st
     if body_excerpt:
         facts.append(("backend said", body_excerpt))
     return Diagnosis(
-        "HANDSHAKE_REJECTED", status if 400 <= status < 600 else 502,
+        Code.HANDSHAKE_REJECTED, status if 400 <= status < 600 else 502,
         f"The backend answered the WebSocket handshake with {status} instead of 101 Switching "
         "Protocols.",
         "check that the path is the backend's WebSocket endpoint and what it requires "
@@ -284,7 +285,7 @@ def subprotocol_mismatch(offered: tuple[str, ...], chosen: str | None, *, rule: 
         summary = (f"The client offered {', '.join(offered)} but the backend picked none: Chrome "
                    "aborts such a connection.")
     return Diagnosis(
-        "SUBPROTOCOL_MISMATCH", 502, summary,
+        Code.SUBPROTOCOL_MISMATCH, 502, summary,
         "make the client offer the protocol the backend speaks (new WebSocket(url, ['"
         f"{chosen or 'proto'}'])), or configure the backend to accept one the client offers; "
         "a rule's 'subprotocols:' can add one to the upstream handshake.",
@@ -295,7 +296,7 @@ def subprotocol_mismatch(offered: tuple[str, ...], chosen: str | None, *, rule: 
 
 def hmr_captured(rule: str, upstream: str | None) -> Diagnosis:
     return Diagnosis(
-        "HMR_CAPTURED", 200,
+        Code.HMR_CAPTURED, 200,
         f"Vite's own HMR socket (subprotocol vite-hmr) was taken by the ws rule {rule!r}: the "
         "page stops hot-reloading and the backend sees frames it cannot parse "
         "(\"Invalid frame header\", \"RSV1 must be clear\").",
@@ -306,7 +307,7 @@ def hmr_captured(rule: str, upstream: str | None) -> Diagnosis:
 
 def socketio_polling_only(url: str, rule: str | None, upstream: str | None) -> Diagnosis:
     return Diagnosis(
-        "SOCKETIO_POLLING_ONLY", 200,
+        Code.SOCKETIO_POLLING_ONLY, 200,
         f"Socket.IO polls {url}, but no rule with ws: true matches it, so its upgrade to "
         "WebSocket will fail and it stays on slow long-polling.",
         f"add 'ws: true' to the rule {rule!r}." if rule else
@@ -319,7 +320,7 @@ def socketio_polling_only(url: str, rule: str | None, upstream: str | None) -> D
 
 def backend_closed_abnormally(*, messages: int, rule: str | None, upstream: str | None) -> Diagnosis:
     return Diagnosis(
-        "BACKEND_CLOSED_ABNORMALLY", 502,
+        Code.BACKEND_CLOSED_ABNORMALLY, 502,
         "The backend dropped the WebSocket's TCP connection without a close frame (1006): it "
         "crashed, restarted, or killed the connection.",
         "look at the backend's log at the time of the close; the client should reconnect.",
@@ -330,7 +331,7 @@ def backend_closed_abnormally(*, messages: int, rule: str | None, upstream: str 
 def idle_timeout(idle_s: float, timeout_s: float, source: str, *, rule: str | None,
                  upstream: str | None) -> Diagnosis:
     return Diagnosis(
-        "IDLE_TIMEOUT", 504,
+        Code.IDLE_TIMEOUT, 504,
         f"The connection was closed by the proxy after {idle_s:.0f} s without traffic "
         f"(the limit is {timeout_s:g} s, {source}).",
         "send WebSocket pings or application heartbeats more often than that, or raise the "
@@ -346,13 +347,13 @@ def listen_failed(host: str, port: int, error: str, holder: str | None,
     shown = f"[{host}]" if ":" in host else host
     if "permission denied" in error.lower() or "errno 13" in error.lower():
         return Diagnosis(
-            "PRIVILEGED_PORT", 0,
+            Code.PRIVILEGED_PORT, 0,
             f"Cannot listen on {shown}:{port}: ports below {unprivileged_start} need root.",
             "use a port from 1024 up in rules.yaml (server.port), e.g. 5280.",
             facts=(("error", error),),
         )
     return Diagnosis(
-        "LISTEN_PORT_IN_USE", 0,
+        Code.LISTEN_PORT_IN_USE, 0,
         f"Cannot listen on {shown}:{port}: another program holds it"
         + (f" ({holder})." if holder else "."),
         f"stop that program, or set another server.port in rules.yaml (find it: ss -ltnp | grep :{port}).",
@@ -362,7 +363,7 @@ def listen_failed(host: str, port: int, error: str, holder: str | None,
 
 def listen_peer_taken(host: str, port: int, other: str, holder: str | None) -> Diagnosis:
     return Diagnosis(
-        "LISTEN_PORT_IN_USE", 0,
+        Code.LISTEN_PORT_IN_USE, 0,
         f"Port {port} is held on {other} by another program"
         + (f" ({holder})" if holder else "")
         + f" while this proxy listens on {host}: a browser opening http://localhost:{port}/ may "

@@ -25,6 +25,7 @@ import sys
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from .codes import Code
 from .config import RULE_KEYS, UNSUPPORTED_RULE_KEYS, Config, ConfigError, Rule, load_config
 from .diagnosis import (
     Diagnosis,
@@ -53,7 +54,7 @@ class Check:
     rule: str
     layer: str
     status: str  # ok | error | warning | skip
-    code: str | None
+    code: Code | str | None  # str: a code named by a proxy of another version
     detail: str
     fix: str = ""
 
@@ -119,13 +120,13 @@ class RuleDoctor:
         lowered = key.lower()
         if not self.rule.ws_enabled and "socket.io" in lowered:
             self.checks.append(Check(
-                key, "config", "warning", "SOCKETIO_POLLING_ONLY",
+                key, "config", "warning", Code.SOCKETIO_POLLING_ONLY,
                 "a /socket.io rule without ws: true: Socket.IO's upgrade to WebSocket fails and it "
                 "stays on long-polling", f"add 'ws: true' to the rule {key!r}"))
             found = True
         elif not self.rule.ws_enabled and any(h in lowered for h in WS_PATH_HINTS):
             self.checks.append(Check(
-                key, "config", "warning", "NO_WS_RULE",
+                key, "config", "warning", Code.NO_WS_RULE,
                 "the key looks like a WebSocket path but the rule has no ws: true, so upgrades "
                 "to it match no ws rule", f"add 'ws: true' to the rule {key!r} if it serves WebSockets"))
             found = True
@@ -264,12 +265,13 @@ class RuleDoctor:
                 headers = {}
             conn.request("GET", path, headers=headers)
             resp = conn.getresponse()
-            code = resp.getheader("x-viteproxy-diagnosis")
+            header = resp.getheader("x-viteproxy-diagnosis")
+            code = Code.get(header) or header
             body = resp.read(2000) if resp.status != 101 else b""
             if resp.status == 101:
                 _close_websocket(conn)
         except OSError as e:
-            self.add(Check(self.rule.key, "proxy", "error", "UPSTREAM_ERROR",
+            self.add(Check(self.rule.key, "proxy", "error", Code.UPSTREAM_ERROR,
                            f"the proxy on {fmt_addr(host, s.port)} did not answer: {e}",
                            "is it a viteproxy? restart it with this rules file"))
             return
@@ -423,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(args.rules)
     except ConfigError as e:
-        if any(i.code in ("FILE_NOT_FOUND", "FILE_UNREADABLE") for i in e.issues):
+        if any(i.code in (Code.FILE_NOT_FOUND, Code.FILE_UNREADABLE) for i in e.issues):
             print(f"doctor: {args.rules}: {e.issues[0].message}; run from the folder that holds "
                   "rules.yaml, or pass --rules PATH", file=sys.stderr)
             return 2

@@ -29,12 +29,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from .codes import Code
 from .config import Subprotocols
 from .diagnosis import Diagnosis
 
 __all__ = ["Outcome", "negotiate", "parse_protocols", "upstream_offer"]
 
-CODE = "SUBPROTOCOL_MISMATCH"
+CODE = Code.SUBPROTOCOL_MISMATCH
 
 
 def parse_protocols(value: str | None) -> tuple[str, ...]:

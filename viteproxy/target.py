@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from .codes import Code
+
 __all__ = ["Target", "TargetError", "parse_target"]
 
 SCHEMES = ("http", "https", "ws", "wss")
@@ -24,7 +26,7 @@ _BARE_HOSTPORT = re.compile(r"^(?P<host>\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):(?P<
 class TargetError(ValueError):
     """A target string that cannot be used, with a stable code and a fix."""
 
-    def __init__(self, code: str, value: str, problem: str, suggestion: str | None = None):
+    def __init__(self, code: Code, value: str, problem: str, suggestion: str | None = None):
         self.code = code
         self.value = value
         self.problem = problem
@@ -108,12 +110,12 @@ def parse_target(value: object) -> Target:
     """Parse a target URL or raise TargetError with a stable code."""
     if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 65536:
         raise TargetError(
-            "TARGET_NO_SCHEME", str(value), "target is a bare port number, not a URL",
+            Code.TARGET_NO_SCHEME, str(value), "target is a bare port number, not a URL",
             f"http://127.0.0.1:{value}",
         )
     if not isinstance(value, str) or not value.strip():
         raise TargetError(
-            "TARGET_INVALID", str(value), "target must be a URL string",
+            Code.TARGET_INVALID, str(value), "target must be a URL string",
             "http://127.0.0.1:3000",
         )
     raw = value.strip()
@@ -122,12 +124,12 @@ def parse_target(value: object) -> Target:
     if bare and "://" not in raw:
         # `localhost:8090` parses as scheme "localhost"; `127.0.0.1:8090` as a path.
         raise TargetError(
-            "TARGET_NO_SCHEME", raw, "target has no scheme, so it is not read as host:port",
+            Code.TARGET_NO_SCHEME, raw, "target has no scheme, so it is not read as host:port",
             f"http://{raw}",
         )
     if "://" not in raw:
         raise TargetError(
-            "TARGET_NO_SCHEME", raw, "target has no scheme",
+            Code.TARGET_NO_SCHEME, raw, "target has no scheme",
             f"http://{raw.lstrip('/')}" if not raw.startswith("/") else "http://127.0.0.1:3000",
         )
 
@@ -136,28 +138,28 @@ def parse_target(value: object) -> Target:
         port = parts.port
     except ValueError as e:
         raise TargetError(
-            "TARGET_BAD_PORT", raw, f"target's port is not a number from 1 to 65535 ({e})",
+            Code.TARGET_BAD_PORT, raw, f"target's port is not a number from 1 to 65535 ({e})",
         ) from None
 
     scheme = parts.scheme.lower()
     if scheme not in SCHEMES:
         raise TargetError(
-            "TARGET_BAD_SCHEME", raw,
+            Code.TARGET_BAD_SCHEME, raw,
             f"target scheme {parts.scheme!r} is not one of http, https, ws, wss",
             "http://" + raw.split("://", 1)[1],
         )
     host = parts.hostname or ""
     if not host:
-        raise TargetError("TARGET_INVALID", raw, "target has no host", "http://127.0.0.1:3000")
+        raise TargetError(Code.TARGET_INVALID, raw, "target has no host", "http://127.0.0.1:3000")
     if parts.username is not None or parts.password is not None:
         raise TargetError(
-            "TARGET_INVALID", raw,
+            Code.TARGET_INVALID, raw,
             "credentials in the target URL are not sent; put them in the rule's headers",
         )
     if parts.query or parts.fragment:
-        raise TargetError("TARGET_INVALID", raw, "target must not have a query or fragment")
+        raise TargetError(Code.TARGET_INVALID, raw, "target must not have a query or fragment")
     if port == 0:
-        raise TargetError("TARGET_BAD_PORT", raw, "target port 0 is not a port a backend listens on")
+        raise TargetError(Code.TARGET_BAD_PORT, raw, "target port 0 is not a port a backend listens on")
 
     path = parts.path
     if port is None and re.fullmatch(r"/\d{2,5}/?", path):
@@ -165,7 +167,7 @@ def parse_target(value: object) -> Target:
         number = path.strip("/")
         netloc = parts.netloc
         raise TargetError(
-            "TARGET_PORT_AS_PATH", raw,
+            Code.TARGET_PORT_AS_PATH, raw,
             f"port written as a path: this connects to port {DEFAULT_PORTS[scheme]}, path /{number}",
             f"{parts.scheme}://{netloc}:{number}",
         )

@@ -21,12 +21,14 @@ from typing import Any
 
 from mitmproxy import http
 
+from ..annotate import note
 from ..balancing import Plan, Pool, address_of
 from ..config import Config, HealthCheck, Rule
+from ..flowmeta import meta
 from ..internals import failover
 from ..routing import Route
 from ..target import Target, join_path
-from .router import META, Router
+from .router import Router
 
 __all__ = ["Balancer", "probe"]
 
@@ -93,16 +95,16 @@ class Balancer:
         return replace(found, target=chosen, upstream_path=join_path(chosen.path, found.rewritten))
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
-        # After the Router's: its metadata and comment are in place.
+        # After the Router's: the flow's record holds its route by now.
         f = self._flights.get(flow)
-        if f is None or "balance" in flow.metadata.get(META, {}):
+        if f is None or "balance" in meta(flow):
             return
-        flow.metadata.setdefault(META, {})["balance"] = {
+        meta(flow)["balance"] = {
             "policy": f.plan.policy, "chosen": _name(f.current), "reason": f.plan.reason,
             "skipped": [{"target": _name(t), "why": why} for t, why in f.plan.skipped],
             "failover": [],
         }
-        flow.comment = f"{flow.comment} ({f.plan.describe()})"
+        note(flow, f.plan.describe())
 
     def _decide(self, client_id: str, conn: Any, error: str) -> tuple[str, int] | None:
         """The connect-failover patch asks: where to retry this failed connect, if anywhere."""
@@ -141,22 +143,16 @@ class Balancer:
         elif host_header is not None:
             req.headers["host"] = host_header
         old = self.router.route_for(flow)
+        m = meta(flow)
         if old is not None:
             new = replace(old, target=nxt)
             self.router.update_route(flow, new)
-            meta = flow.metadata.setdefault(META, {})
-            meta["target"] = nxt.raw
-            meta["upstream"] = new.upstream_url
-            balance = meta.setdefault("balance", {"failover": []})
-            balance["chosen"] = _name(nxt)
-            balance.setdefault("failover", []).append({"from": _name(failed), "to": _name(nxt), "error": error})
-            # The route line is the comment's last (record_diagnosis keeps it there).
-            lines = flow.comment.split("\n") if flow.comment else [""]
-            arrow = "=>" if new.kind == "ws" else "->"
-            history = ", ".join(f"{_name(t)} failed ({why})" for t, why in f.failed)
-            lines[-1] = (f"[{new.rule_name}] {new.url} {arrow} {new.upstream_url} "
-                         f"({f.plan.describe()}; failover: {history}; retried on {_name(nxt)})")
-            flow.comment = "\n".join(lines)
+            m["target"] = nxt.raw
+            m["upstream"] = new.upstream_url
+        balance = m.setdefault("balance", {})
+        balance["chosen"] = _name(nxt)
+        balance.setdefault("failover", []).append({"from": _name(failed), "to": _name(nxt), "error": error})
+        note(flow, f"failover: {_name(failed)} failed ({error}); retried on {_name(nxt)}")
         logger.warning("viteproxy: failover [%s] %s: %s failed (%s); retrying on %s",
                        f.rule.key, req.path, _name(failed), error, _name(nxt))
 

@@ -34,6 +34,8 @@ from mitmproxy import ctx, http
 from mitmproxy.connection import Client
 from mitmproxy.net.http.http1 import assemble_response
 
+from ..annotate import record_diagnosis
+from ..codes import Code
 from ..config import HMR_PROTOCOLS
 from ..diagnosis import (
     Diagnosis,
@@ -55,9 +57,10 @@ from ..diagnosis import (
     tls_failed,
     upstream_error,
 )
+from ..flowmeta import has_meta, meta
 from ..netcheck import fmt_addr, other_loopback, port_holder, unprivileged_port_start
 from ..routing import Miss, Route, is_websocket_upgrade, offered_subprotocols, route
-from .router import META, Router, record_diagnosis
+from .router import Router
 
 __all__ = ["Explainer", "DEFAULT_CONNECT_TIMEOUT_S"]
 
@@ -290,10 +293,9 @@ class Explainer:
 
     async def error(self, flow: http.HTTPFlow) -> None:
         r = self.router.route_for(flow)
-        meta = flow.metadata.get(META)
-        if r is None or flow.response is not None or not isinstance(meta, dict):
+        if r is None or flow.response is not None or not has_meta(flow):
             return
-        existing = meta.get("diagnosis")
+        existing = meta(flow).get("diagnosis")
         if existing and existing.get("severity") != "warning" or self._client_gave_up(flow):
             return
         diag = await self._diagnose_error(flow, r)
@@ -349,8 +351,7 @@ class Explainer:
     def response(self, flow: http.HTTPFlow) -> None:
         r = self.router.route_for(flow)
         resp = flow.response
-        meta = flow.metadata.get(META)
-        if r is None or resp is None or not isinstance(meta, dict):
+        if r is None or resp is None or not has_meta(flow):
             return
         late = self._late_warning.pop(flow.client_conn.id, None)
         if late is not None:
@@ -360,7 +361,7 @@ class Explainer:
                 self._check_subprotocol(flow, r)
             else:
                 self._handshake_failed(flow, r)
-        diag = meta.get("diagnosis")
+        diag = meta(flow).get("diagnosis")
         if diag and "x-viteproxy-diagnosis" not in resp.headers:
             resp.headers["x-viteproxy-diagnosis"] = diag["code"]
 
@@ -385,8 +386,8 @@ class Explainer:
     def _check_subprotocol(self, flow: http.HTTPFlow, r: Route) -> None:
         resp = flow.response
         assert resp is not None
-        existing = flow.metadata.get(META, {}).get("diagnosis") or {}
-        if existing.get("code") == "SUBPROTOCOL_MISMATCH":
+        existing = meta(flow).get("diagnosis")
+        if existing and existing["code"] == Code.SUBPROTOCOL_MISMATCH:
             return  # the Subprotocols addon (responseheaders) already said it, with what it injected
         offered = self._offered.get(flow, ())
         chosen = resp.headers.get("sec-websocket-protocol") or None

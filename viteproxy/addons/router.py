@@ -18,17 +18,19 @@ from collections.abc import Callable
 from typing import Any
 
 from mitmproxy import ctx, http, tls
+from mitmproxy.net.http.url import parse_authority
 from mitmproxy.proxy import mode_specs
 
+from ..annotate import note_route, record_diagnosis
 from ..config import Config, ConfigError, load_config
 from ..diagnosis import Diagnosis, no_rule, render
+from ..flowmeta import KEY as META  # noqa: F401  (an alias for code written before flowmeta.meta)
+from ..flowmeta import FlowMeta, meta
 from ..routing import Miss, Route, is_websocket_upgrade, route, upstream_headers
 
-__all__ = ["Router", "META", "record_diagnosis"]
+__all__ = ["Router", "record_diagnosis"]
 
 logger = logging.getLogger("viteproxy")
-
-META = "viteproxy"  # key in flow.metadata; saved in .mitm files and shown in mitmweb
 
 # Bodies up to this size stay buffered (and visible in mitmweb and the log);
 # larger ones, and bodies of unknown length, are streamed as they arrive.
@@ -37,24 +39,6 @@ STREAM_OVER = 1024 * 1024
 # until the backend ends the response.
 STREAMING_TYPES = ("text/event-stream", "application/x-ndjson", "application/jsonl",
                    "application/stream+json", "multipart/x-mixed-replace")
-
-
-def record_diagnosis(flow: http.HTTPFlow, diag: Diagnosis) -> None:
-    """Attach a diagnosis to a flow: metadata (the recorder logs it), comment, mark, log.
-
-    A warning never replaces an error already recorded for the flow.
-    """
-    meta = flow.metadata.setdefault(META, {})
-    existing = meta.get("diagnosis")
-    if existing and existing.get("severity") != "warning" and diag.severity == "warning":
-        return
-    meta["diagnosis"] = diag.to_dict()
-    # The Router's route line stays the comment's last line.
-    route_comment = flow.comment.split("\n")[-1] if flow.comment else ""
-    flow.comment = f"{diag.code}: {diag.summary}\nFix: {diag.fix}\n{route_comment}".rstrip()
-    flow.marked = ":warning:"
-    log = logger.warning if diag.severity == "warning" else logger.error
-    log("viteproxy: %s %s: %s Fix: %s", diag.code, flow.request.path, diag.summary, diag.fix)
 
 
 class Router:
@@ -182,6 +166,7 @@ class Router:
             return
         req = flow.request
         if self.answer_locally is not None and self.answer_locally(flow):
+            _show_as_asked(flow)
             return
         upgrade = is_websocket_upgrade(req.headers)
         found = route(self.config, req.path, req.headers, upgrade)
@@ -195,7 +180,7 @@ class Router:
         received = [[k, v] for k, v in req.headers.items(multi=True)] if upgrade else None
         self._apply(flow, found)
         if received is not None:
-            flow.metadata[META]["received_headers"] = received
+            meta(flow)["received_headers"] = received
         # mitmproxy buffers a whole body before sending it on unless told
         # otherwise: a large upload would sit in the proxy, and a body sent
         # in chunks over time (a streamed fetch) would not arrive until it ends.
@@ -244,7 +229,7 @@ class Router:
             client_tls=flow.client_conn.tls_established,
             listen_port=listen[1] if listen else None,
         )
-        meta: dict[str, Any] = {
+        fields: FlowMeta = {
             "kind": r.kind,
             "rule": r.rule_name,
             "rule_line": r.rule.line if r.rule else None,
@@ -254,24 +239,43 @@ class Router:
             "upstream": r.upstream_url,
         }
         if r.bypassed:
-            meta["bypassed"] = True
+            fields["bypassed"] = True
         if r.rule is not None and (r.rule.timeout_ms or r.rule.proxy_timeout_ms):
-            meta["timeout_ms"] = r.rule.proxy_timeout_ms or r.rule.timeout_ms
-        flow.metadata[META] = meta
+            fields["timeout_ms"] = r.rule.proxy_timeout_ms or r.rule.timeout_ms or 0.0
         self._routes[flow] = r
-        arrow = "=>" if r.kind == "ws" else "->"
-        flow.comment = f"[{r.rule_name}] {r.url} {arrow} {r.upstream_url}"
+        note_route(flow, fields)
 
     def _answer(self, flow: http.HTTPFlow, diag: Diagnosis, *, kind: str, url: str) -> None:
+        _show_as_asked(flow)
         content_type, body = render(diag, flow.request.headers.get("accept", ""))
         flow.response = http.Response.make(
             diag.status, body,
             {"content-type": content_type, "x-viteproxy-diagnosis": diag.code,
              "cache-control": "no-store"},
         )
-        flow.metadata[META] = {"kind": kind, "rule": diag.rule, "url": url}
+        note_route(flow, {"kind": kind, "rule": diag.rule, "url": url})
         # Like every other diagnosis: metadata, comment, mark and mitmdump's log.
         record_diagnosis(flow, diag)
+
+
+def _show_as_asked(flow: http.HTTPFlow) -> None:
+    """Point a request the proxy answers itself back at the address the client asked.
+
+    Reverse mode sets every request's address to the spec's target (the first
+    rule's backend) before any hook; a request that went nowhere would show in
+    mitmweb and `-w` files under that unrelated backend's URL.
+    """
+    req = flow.request
+    listen = flow.client_conn.sockname
+    default_port = listen[1] if listen else req.port
+    host, port = req.pretty_host, default_port
+    if req.host_header:
+        host, parsed = parse_authority(req.host_header, check=False)
+        port = parsed or default_port
+    elif listen:
+        host = str(listen[0])
+    req.scheme = "https" if flow.client_conn.tls_established else "http"
+    req.host, req.port = host, port
 
 
 def _streamed_body(headers: http.Headers, chunked: bool = True) -> bool:

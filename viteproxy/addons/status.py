@@ -31,7 +31,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disa
 from prometheus_client.exposition import choose_encoder
 
 from .. import __version__
-from .router import META, Router
+from ..annotate import note
+from ..flowmeta import meta, reset
+from .router import Router
 
 __all__ = ["Status", "DEFAULT_PREFIX"]
 
@@ -126,9 +128,9 @@ class Status:
         path = flow.request.path.split("?", 1)[0]
         if path != self.prefix.rstrip("/") and not path.startswith(self.prefix):
             return False
-        flow.metadata[META] = {"kind": "local", "rule": LOCAL, "url": flow.request.path}
         flow.metadata[LOCAL] = True
-        flow.comment = f"[{LOCAL}] {flow.request.path} answered by the proxy"
+        reset(flow, {"kind": "local", "rule": LOCAL, "url": flow.request.path})
+        note(flow, f"[{LOCAL}] {flow.request.path} answered by the proxy itself")
         return True
 
     def request(self, flow: http.HTTPFlow) -> None:
@@ -188,7 +190,7 @@ class Status:
         r = self.router.route_for(flow)
         if r is not None:
             return r.rule_name
-        return str(flow.metadata.get(META, {}).get("rule") or "(none)")
+        return str(meta(flow).get("rule") or "(none)")
 
     def _once(self, flow: http.HTTPFlow, what: str) -> bool:
         done = self._counted.setdefault(flow, set())
@@ -198,14 +200,14 @@ class Status:
         return True
 
     def _diagnosis(self, flow: http.HTTPFlow) -> None:
-        diag = flow.metadata.get(META, {}).get("diagnosis")
+        diag = meta(flow).get("diagnosis")
         if not diag or not self._once(flow, f"diag:{diag.get('code')}"):
             return
         self.metrics.failures.labels(diag.get("code", "?")).inc()
         self.errors.append({
             "ts": time.time(), "id": flow.id, "code": diag.get("code"), "severity": diag.get("severity", "error"),
             "status": diag.get("status"), "summary": diag.get("summary"), "rule": diag.get("rule") or self._rule(flow),
-            "url": flow.metadata.get(META, {}).get("url") or flow.request.path,
+            "url": meta(flow).get("url") or flow.request.path,
         })
 
     def response(self, flow: http.HTTPFlow) -> None:
@@ -311,8 +313,7 @@ class Status:
 
 
 def _is_upgrade(flow: http.HTTPFlow) -> bool:
-    r = flow.metadata.get(META, {})
-    return r.get("kind") == "ws" or flow.websocket is not None
+    return meta(flow).get("kind") == "ws" or flow.websocket is not None
 
 
 def _exists(path: str) -> bool:
