@@ -9,7 +9,7 @@ from typing import Any
 
 from websockets.sync.client import connect
 
-from support import Backend, BlackholeListener, Proxy, echo_json, http_request, wait_until
+from support import Backend, BlackholeListener, Proxy, echo_json, http_request, log_lines, wait_until
 
 
 def _rules(backends: list[Backend], balance: str, **extra: Any) -> dict[str, Any]:
@@ -74,6 +74,9 @@ def test_a_killed_backend_loses_no_later_request_and_returns_after_restart(
     out = proxy.output()
     assert f"failover [/api] /api/after/1: 127.0.0.1:{port} failed" in out
     assert f"target 127.0.0.1:{port} left rotation" in out
+    # the flight recorder's line names where the request really went
+    (line,) = log_lines(proxy.workdir / "viteproxy.jsonl", "/api/after/1", "http")
+    assert line["status"] == 200 and f":{port}/" not in line["upstream"]
     down = next(t for t in _status(proxy)["targets"] if t["rule"] == "/api" and t["target"].endswith(f":{port}"))
     assert down["healthy"] is False and down["failures"] >= 1 and str(port) in down["last_error"]
 
@@ -115,3 +118,22 @@ def test_every_target_down_is_diagnosed_as_for_one(proxy_factory: Callable[..., 
     assert code == 502 and headers.get("x-viteproxy-diagnosis") == "CONNECT_REFUSED"
     out = proxy.output()
     assert f"retrying on 127.0.0.1:{ports[1]}" in out
+
+
+def test_a_websocket_handshake_fails_over_too(backend_factory: Callable[..., Backend],
+                                              proxy_factory: Callable[..., Proxy]) -> None:
+    from support import free_port
+
+    good = backend_factory()
+    dead = free_port()
+    proxy = proxy_factory({"proxy": {"/ws": {
+        "target": [f"http://127.0.0.1:{dead}", good.url], "balance": "first-healthy", "ws": True}}})
+    with connect(proxy.url("/ws/chat", "ws"), open_timeout=10) as ws:
+        ws.send("through the second")
+        assert ws.recv(timeout=10) == "through the second"
+    assert [s.path for s in good.seen if s.websocket] == ["/ws/chat"]
+    assert f"failover [/ws] /ws/chat: 127.0.0.1:{dead} failed" in proxy.output()
+    status = _status(proxy)
+    assert status["failovers"] == 1
+    assert {t["target"]: t["healthy"] for t in status["targets"]} == {
+        f"127.0.0.1:{dead}": False, f"127.0.0.1:{good.port}": True}

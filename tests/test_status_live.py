@@ -140,6 +140,12 @@ def test_status_page_updates_live_during_traffic(page: Any, backend_factory: Cal
             assert "NO_RULE" in (page.text_content("#errors") or "")
             assert "down" in (page.text_content("#targets") or "")
             assert page.text_content("#mode") == "development"
+            # the page's own mode switch (a POST with its header), shown on the next poll
+            page.fill("#modename", "staging")
+            page.click("#modeform button")
+            page.wait_for_function("document.querySelector('#mode').textContent === 'staging'")
+            assert "development -> staging" in (page.text_content("#reloads") or "")
+            assert (page.text_content("#msg") or "").startswith("done: mode staging")
             page.screenshot(path=str(artifacts_dir() / "status-page.png"), full_page=True)
         finally:
             stop.set()

@@ -182,6 +182,9 @@ class Balancer:
         f.done = True
         self.pool.ended(f.current, websocket=f.websocket)
 
+    def client_disconnected(self, client: Any) -> None:
+        self._by_client.pop(client.id, None)
+
     def server_connected(self, data: Any) -> None:
         address = tuple(data.server.address[:2]) if data.server.address else None
         state = self.pool.states.get(address) if address else None  # type: ignore[arg-type]
