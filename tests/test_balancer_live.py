@@ -137,3 +137,31 @@ def test_a_websocket_handshake_fails_over_too(backend_factory: Callable[..., Bac
     assert status["failovers"] == 1
     assert {t["target"]: t["healthy"] for t in status["targets"]} == {
         f"127.0.0.1:{dead}": False, f"127.0.0.1:{good.port}": True}
+
+
+def test_sigkilled_backend_process_mid_run(proxy_factory: Callable[..., Proxy]) -> None:
+    """Three backend processes; one is SIGKILLed while requests keep coming, then started again."""
+    from support import ProcessBackend
+
+    backends = [ProcessBackend() for _ in range(3)]
+    try:
+        proxy = proxy_factory({"proxy": {"/api": {"target": [b.url for b in backends],
+                                                  "healthCheck": {"path": "/health", "interval": 200}}}})
+        served: list[int] = []
+        victim = backends[2].port
+        back = f"target 127.0.0.1:{victim} passed its health check"
+        for i in range(60):
+            if i == 20:
+                backends[2].kill()  # mid-run, no warning to anyone
+            if i == 40:
+                backends[2] = ProcessBackend(victim)
+                wait_until(lambda: back in proxy.output(), 15, "the restarted process to pass its health check")
+            code, _, body = http_request(proxy.port, "GET", f"/api/{i}")
+            assert code == 200, f"request {i} answered {code}"
+            served.append(json.loads(body)["port"])
+        assert served[:20].count(victim) > 0 and served[20:40].count(victim) == 0
+        assert served[40:].count(victim) >= 6  # back in rotation: its turn every third request
+        assert "failover [/api] /api/" in proxy.output() and f"127.0.0.1:{victim} failed" in proxy.output()
+    finally:
+        for b in backends:
+            b.kill()
