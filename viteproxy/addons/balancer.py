@@ -81,8 +81,10 @@ class Balancer:
     # ------------------------------------------------------------ choosing
 
     def choose(self, flow: http.HTTPFlow, found: Route) -> Route:
+        # Every rule's target is counted and its health kept (the status page shows
+        # them all); only a rule with several has a choice to make and to log.
         rule = found.rule
-        if rule is None or len(rule.all_targets) < 2:
+        if rule is None:
             return found
         for t in rule.all_targets:
             self._health[address_of(t)] = rule.health_check
@@ -91,13 +93,15 @@ class Balancer:
         self.pool.started(chosen)
         self._flights[flow] = Flight(rule, plan, chosen, list(plan.order[1:]))
         self._by_client[flow.client_conn.id] = weakref.ref(flow)
+        if len(rule.all_targets) < 2:
+            return found
         logger.info("viteproxy: [%s] %s %s", rule.key, found.url, plan.describe())
         return replace(found, target=chosen, upstream_path=join_path(chosen.path, found.rewritten))
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         # After the Router's: the flow's record holds its route by now.
         f = self._flights.get(flow)
-        if f is None or "balance" in meta(flow):
+        if f is None or len(f.rule.all_targets) < 2 or "balance" in meta(flow):
             return
         meta(flow)["balance"] = {
             "policy": f.plan.policy, "chosen": _name(f.current), "reason": f.plan.reason,
@@ -222,11 +226,9 @@ class Balancer:
         if config is None:
             return out
         for rule in config.rules:
-            if len(rule.all_targets) < 2:
-                continue
             for t in rule.all_targets:
                 row = self.pool.state(t).to_dict()
-                row.update(rule=rule.key, balance=rule.balance, url=t.raw,
+                row.update(rule=rule.key, balance=rule.balance if len(rule.all_targets) > 1 else None, url=t.raw,
                            probing=address_of(t) in self._probes and not self._probes[address_of(t)].done())
                 out.append(row)
         return out
