@@ -162,3 +162,24 @@ def test_reload_addon_declares_mode_and_watch_options(ops: Any) -> None:
     tctx, addons, _ = ops
     assert tctx.options.viteproxy_mode == "development" and tctx.options.viteproxy_watch is True
     assert isinstance(_get(addons, Reload), Reload)
+
+
+def test_an_answer_from_a_check_before_the_router_wins_over_the_status_pages(ops: Any) -> None:
+    # A Host check (allowedHosts) runs before the Router and answers the request:
+    # the status pages are then neither claimed nor served.
+    _, addons, _ = ops
+    router, status = _get(addons, Router), _get(addons, Status)
+    f = _flow("/__viteproxy/status", headers={"Host": "evil.example"})
+    f.response = http.Response.make(403, b"host not allowed")
+    router.requestheaders(f)
+    status.request(f)
+    assert f.response.status_code == 403 and not f.metadata.get("__viteproxy")
+
+
+@pytest.mark.parametrize("value", ["/", "//", "status", "/x?y"])
+def test_a_prefix_that_is_not_a_path_is_refused(ops: Any, value: str, caplog: pytest.LogCaptureFixture) -> None:
+    tctx, addons, _ = ops
+    status = _get(addons, Status)
+    tctx.configure(status, viteproxy_status_prefix=value)
+    assert status.prefix == "/__viteproxy/"
+    assert "viteproxy_status_prefix must be a path" in caplog.text

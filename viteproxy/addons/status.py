@@ -116,6 +116,10 @@ class Status:
             value = (ctx.options.viteproxy_status_prefix or "").strip()
             if value.lower() in ("", "off", "false", "none"):
                 self.prefix = None
+            elif not value.strip("/") or not value.startswith("/") or "?" in value:
+                # "/" would take every request away from the rules.
+                logger.error("viteproxy: viteproxy_status_prefix must be a path such as /__viteproxy/ "
+                             "(or off), not %r; keeping %s", value, self.prefix or "off")
             else:
                 self.prefix = "/" + value.strip("/") + "/"
 
