@@ -77,6 +77,9 @@ def test_a_killed_backend_loses_no_later_request_and_returns_after_restart(
     # the flight recorder's line names where the request really went
     (line,) = log_lines(proxy.workdir / "viteproxy.jsonl", "/api/after/1", "http")
     assert line["status"] == 200 and f":{port}/" not in line["upstream"]
+    assert line["balance"]["policy"] == "round-robin"
+    assert line["balance"]["failover"][0]["from"] == f"127.0.0.1:{port}"
+    assert line["upstream"].startswith(f"http://{line['balance']['chosen']}/")
     down = next(t for t in _status(proxy)["targets"] if t["rule"] == "/api" and t["target"].endswith(f":{port}"))
     assert down["healthy"] is False and down["failures"] >= 1 and str(port) in down["last_error"]
 

@@ -201,6 +201,8 @@ def _route_fields(rec: dict[str, Any], meta: Mapping[str, Any], redact: Redactor
         rec["upstream"] = redact.url(meta["upstream"])
     if meta.get("bypassed"):
         rec["bypassed"] = True
+    if meta.get("balance"):  # which of a rule's targets, why, what was skipped, failovers
+        rec["balance"] = meta["balance"]
 
 
 def _with_diagnosis(rec: dict[str, Any], meta: Mapping[str, Any], redact: Redactor | None = None,
