@@ -23,8 +23,9 @@ def make_addons() -> list[Any]:
     status = Status(router, balancer, reload)
     reload.status = status
     # Explainer and Subprotocols read the route the Router chose in the same
-    # hook, so they come after it; the Balancer after them (it annotates the
-    # Router's comment and counts what they decided); Recorder last: it logs
+    # hook, so they come after it; the Balancer after them (the Router asks it
+    # for a target; its own hooks add the choice to the flow's record and count
+    # what happened); Status counts for the metrics; Recorder last: it logs
     # each flow in the state the other addons left it (diagnosed, the 101 as
     # repaired).
     return [router, explainer, Subprotocols(router), balancer, reload, status, Recorder()]
