@@ -183,3 +183,13 @@ def test_a_prefix_that_is_not_a_path_is_refused(ops: Any, value: str, caplog: py
     tctx.configure(status, viteproxy_status_prefix=value)
     assert status.prefix == "/__viteproxy/"
     assert "viteproxy_status_prefix must be a path" in caplog.text
+
+
+def test_the_page_needs_nothing_from_the_network(ops: Any) -> None:
+    import re
+
+    _, addons, _ = ops
+    page = _get(addons, Status).page().decode()
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)
+    assert not re.search(r"@import|url\(", page)
+    assert 'fetch("status"' in page  # relative: works under any prefix
