@@ -148,11 +148,12 @@ def test_sigkilled_backend_process_mid_run(proxy_factory: Callable[..., Proxy]) 
 
     backends = [ProcessBackend() for _ in range(3)]
     try:
+        # no path: the failed target is probed with a TCP connect
         proxy = proxy_factory({"proxy": {"/api": {"target": [b.url for b in backends],
-                                                  "healthCheck": {"path": "/health", "interval": 200}}}})
+                                                  "healthCheck": {"interval": 200}}}})
         served: list[int] = []
         victim = backends[2].port
-        back = f"target 127.0.0.1:{victim} passed its health check"
+        back = f"target 127.0.0.1:{victim} passed its health check (TCP connect)"
         for i in range(60):
             if i == 20:
                 backends[2].kill()  # mid-run, no warning to anyone
