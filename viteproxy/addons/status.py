@@ -53,6 +53,8 @@ class OpenSocket:
     opened: float
     messages: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DIRS, 0))
     bytes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DIRS, 0))
+    # The (messages, bytes) series of each direction, looked up once per connection.
+    series: dict[str, tuple[Any, Any]] = field(default_factory=dict)
 
 
 class Metrics:
@@ -243,22 +245,29 @@ class Status:
 
     def websocket_start(self, flow: http.HTTPFlow) -> None:
         r = self.router.route_for(flow)
+        rule = self._rule(flow)
+        m = self.metrics
         self.sockets[flow.id] = OpenSocket(
-            flow.id, self._rule(flow), r.url if r else flow.request.path,
-            r.upstream_url if r else flow.request.url, time.time())
-        self.metrics.open.labels(self._rule(flow)).inc()
+            flow.id, rule, r.url if r else flow.request.path, r.upstream_url if r else flow.request.url,
+            time.time(), series={d: (m.messages.labels(rule, d), m.bytes.labels(rule, d)) for d in DIRS})
+        m.open.labels(rule).inc()
 
     def websocket_message(self, flow: http.HTTPFlow) -> None:
         assert flow.websocket is not None
         msg = flow.websocket.messages[-1]
         direction = DIRS[0] if msg.from_client else DIRS[1]
-        rule = self._rule(flow)
-        self.metrics.messages.labels(rule, direction).inc()
-        self.metrics.bytes.labels(rule, direction).inc(len(msg.content))
+        size = len(msg.content)
         s = self.sockets.get(flow.id)
-        if s is not None:
-            s.messages[direction] += 1
-            s.bytes[direction] += len(msg.content)
+        if s is None:  # open before this addon was (a script reload)
+            rule = self._rule(flow)
+            self.metrics.messages.labels(rule, direction).inc()
+            self.metrics.bytes.labels(rule, direction).inc(size)
+            return
+        messages, sizes = s.series[direction]
+        messages.inc()
+        sizes.inc(size)
+        s.messages[direction] += 1
+        s.bytes[direction] += size
 
     def websocket_end(self, flow: http.HTTPFlow) -> None:
         if self.sockets.pop(flow.id, None) is not None:
