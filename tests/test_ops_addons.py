@@ -193,3 +193,17 @@ def test_the_page_needs_nothing_from_the_network(ops: Any) -> None:
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)
     assert not re.search(r"@import|url\(", page)
     assert 'fetch("status"' in page  # relative: works under any prefix
+
+
+def test_a_reload_keeps_the_listener(ops: Any, caplog: pytest.LogCaptureFixture) -> None:
+    # Restarting the listener would reset the connections arriving meanwhile: a new
+    # first target changes nothing there, a new port is only announced.
+    tctx, addons, folder = ops
+    before = list(tctx.options.mode)
+    (folder / "rules.yaml").write_text(RULES.replace("${API_PORT}", "3955"))
+    assert tctx.master.commands.execute("viteproxy.reload").startswith("reloaded")
+    assert list(tctx.options.mode) == before
+    (folder / "rules.yaml").write_text(RULES.replace("port: 5280", "port: 5281"))
+    assert tctx.master.commands.execute("viteproxy.reload").startswith("reloaded")
+    assert list(tctx.options.mode) == before
+    assert "server.host/port changed" in caplog.text and "until it is restarted" in caplog.text

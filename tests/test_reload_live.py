@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -86,6 +87,22 @@ def test_editing_rules_under_a_running_proxy_keeps_the_open_websocket(
         backend_factory: Callable[..., Backend], proxy_factory: Callable[..., Proxy]) -> None:
     a, b, c = (backend_factory() for _ in range(3))
     proxy = proxy_factory(RULES, files={".env": _env(API_PORT=a.port, MOCK_PORT=a.port, WS_PORT=a.port)})
+    # Requests keep arriving through every reload: none may fail.
+    outcomes: list[object] = []
+    stop = threading.Event()
+
+    def background() -> None:
+        n = 0
+        while not stop.is_set():
+            try:
+                outcomes.append(http_request(proxy.port, "GET", f"/api/bg/{n}", timeout=10)[0])
+            except OSError as e:
+                outcomes.append(repr(e))
+            n += 1
+            stop.wait(0.02)
+
+    worker = threading.Thread(target=background, daemon=True)
+    worker.start()
     with connect(proxy.url("/ws/live", "ws"), open_timeout=10) as ws:
         _chat(ws, "before")
 
@@ -131,7 +148,10 @@ def test_editing_rules_under_a_running_proxy_keeps_the_open_websocket(
 
         wait_until(reaches_c, 5, "the .env edit to apply", interval=0.05)
         _chat(ws, "after env edit")
+    stop.set()
+    worker.join(15)
     assert [m for _, m in a.ws_messages] == ["before", "after valid edit", "after broken edit", "after env edit"]
+    assert len(outcomes) >= 10 and set(outcomes) == {200}, [o for o in outcomes if o != 200]
 
 
 def test_switching_mode_while_running_keeps_open_websockets(backend_factory: Callable[..., Backend],

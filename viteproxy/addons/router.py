@@ -51,6 +51,7 @@ class Router:
         self._port = 0
         self._insecure: set[tuple[str, int]] = set()
         self._server_off = False  # we switched mitmproxy's servers off over a bad rules file
+        self._listen_from_rules: tuple[str, int] | None = None  # server.host/port when we started listening
         # The Route of each live flow, for the addons after this one. Not in
         # flow.metadata: that is saved to .mitm files and must stay plain data.
         self._routes: weakref.WeakKeyDictionary[http.HTTPFlow, Route] = weakref.WeakKeyDictionary()
@@ -137,17 +138,22 @@ class Router:
         if self._spec is None and list(opts.mode) != ["regular"]:
             logger.info("viteproxy: using the mode(s) given on the command line: %s", opts.mode)
             return
-        if self._spec is None:
-            # The user's -p / --listen-host win over rules.yaml.
-            self._port = opts.listen_port or config.server.port
-            self._host = opts.listen_host or config.server.host
+        if self._spec is not None:
+            # A reload: the listener stays as it is. Every request is routed by the
+            # rules, so the spec's target does not matter, and changing it would
+            # restart the listener and reset the connections arriving meanwhile.
+            if (config.server.host, config.server.port) != self._listen_from_rules:
+                logger.warning("viteproxy: server.host/port changed in %s; the proxy keeps listening on "
+                               "%s:%d until it is restarted", config.path, self._host, self._port)
+            return
+        self._listen_from_rules = (config.server.host, config.server.port)
+        # The user's -p / --listen-host win over rules.yaml.
+        self._port = opts.listen_port or config.server.port
+        self._host = opts.listen_host or config.server.host
         default = config.fallback or (config.rules[0].target if config.rules else None)
         spec_target = f"{default.http_scheme}://{default.hostport}" if default else "http://127.0.0.1:9"
         spec = f"reverse:{spec_target}@{self._host}:{self._port}"
-        if spec == self._spec:
-            return
-        if self._spec is None:
-            _DefaultServerBindFailure.install()
+        _DefaultServerBindFailure.install()
         self._spec = spec
         opts.update(mode=[spec])
         shown = f"[{self._host}]" if ":" in self._host else self._host
