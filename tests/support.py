@@ -317,9 +317,11 @@ class Proxy:
 
     def __init__(self, workdir: Path, rules: dict[str, Any] | str, *, args: tuple[str, ...] = (),
                  port: int | None = None, wait: bool = True, env: dict[str, str] | None = None,
-                 program: Path = MITMDUMP) -> None:
+                 program: Path = MITMDUMP, files: dict[str, str] | None = None) -> None:
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
+        for name, content in (files or {}).items():  # e.g. .env files beside rules.yaml
+            (workdir / name).write_text(content)
         self.port = port or free_port()
         if isinstance(rules, dict):
             rules = dict(rules)
@@ -645,6 +647,45 @@ def read_flows(path: Path) -> list[HTTPFlow]:
     """The HTTP (and WebSocket) flows of a mitmproxy `.mitm` file."""
     with open(path, "rb") as f:
         return [fl for fl in mitm_io.FlowReader(f).stream() if isinstance(fl, HTTPFlow)]
+
+
+PROCESS_BACKEND = """
+import http.server, json, sys
+port = int(sys.argv[1])
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        body = json.dumps({"port": port, "path": self.path}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
+"""
+
+
+class ProcessBackend:
+    """An HTTP backend in its own process (answers every GET with its port), to be SIGKILLed."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.proc = subprocess.Popen([sys.executable, "-c", PROCESS_BACKEND, str(self.port)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(lambda: port_open("127.0.0.1", self.port) or self.proc.poll() is not None, 15,
+                   f"the backend process to listen on {self.port}")
+        assert self.proc.poll() is None, f"backend process exited with {self.proc.returncode}"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

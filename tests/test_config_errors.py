@@ -70,7 +70,7 @@ ERRORS = [
     ("TARGET_INVALID", 3, "proxy./api.target", """
         proxy:
           /api:
-            target: [http://127.0.0.1:3001]
+            target: {host: 127.0.0.1, port: 3001}
     """),
     ("INVALID_REGEX", 3, "proxy.^/api/(v1|v2", """
         proxy:

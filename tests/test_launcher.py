@@ -96,3 +96,26 @@ def test_saved_flows_keep_the_diagnoses_and_report_reads_them(tmp_path):
     assert saved["/down/x"].comment.startswith("CONNECT_REFUSED [/down]\n") and saved["/down/x"].marked
     # Answered by the proxy itself: shown under the address the client asked, not the first rule's backend.
     assert saved["/nothing"].request.port == port
+
+
+def test_launcher_mode_reads_its_env_files_and_reloads_edits(tmp_path, backend_factory):
+    dev, staging = backend_factory(), backend_factory()
+    (tmp_path / ".env").write_text(f"API_PORT={dev.port}\n")
+    (tmp_path / ".env.staging").write_text(f"API_PORT={staging.port}\n")
+    proc, port, out = launch_lean(tmp_path, {"proxy": {"/api": "http://127.0.0.1:${API_PORT}"}}, "--mode", "staging")
+    try:
+        assert http_request(port, "GET", "/api/one")[0] == 200
+        assert [s.path for s in staging.seen] == ["/api/one"] and dev.seen == []
+        # the lean master watches the files as mitmdump does
+        (tmp_path / ".env.staging.local").write_text(f"API_PORT={dev.port}\n")
+
+        def moved() -> bool:
+            http_request(port, "GET", "/api/two")
+            return any(s.path == "/api/two" for s in dev.seen)
+
+        wait_until(moved, 5, "the new .env.staging.local to apply", interval=0.05)
+    finally:
+        proc.terminate()
+        proc.wait(15)
+        out.close()
+    assert "rules reloaded (changed: .env.staging.local): mode staging" in (tmp_path / "launcher.out").read_text()

@@ -67,6 +67,13 @@ VERDICTS = [
     ("server: {port: 70000}\nproxy: {/a: 'http://127.0.0.1:1'}", False),
     ("proxies: {/a: 'http://127.0.0.1:1'}", False),
     ("proxy: {/api: {target: 'http://127.0.0.1:3000', bypass: {html: true}}}", False),
+    ("proxy: {/api: {target: ['http://127.0.0.1:1', 'http://127.0.0.1:2'], balance: least-connections, "
+     "healthCheck: {path: /health, interval: 500}, modes: [development]}}", True),
+    ("proxy: {/api: {target: 'http://127.0.0.1:1', modes: staging}}", True),
+    ("proxy: {/api: {target: [], balance: round-robin}}", False),
+    ("proxy: {/api: {target: 'http://127.0.0.1:1', balance: random}}", False),
+    ("proxy: {/api: {target: 'http://127.0.0.1:1', healthCheck: {every: 1}}}", False),
+    ("proxy: {/api: {target: 'http://127.0.0.1:1', healthCheck: {path: health}}}", False),
 ]
 
 

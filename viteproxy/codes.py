@@ -71,6 +71,12 @@ class Code(enum.StrEnum):
     JS_FUNCTION = auto(), 0, "error", "config", "a JavaScript function pasted into rules.yaml"
     REPLAY_NOT_FOUND = auto(), 0, "error", "config", "a rule's replay: names no readable recorded session"
     RULE_NEVER_MATCHES = auto(), 0, "warning", "config", "a prefix key that does not start with '/'"
+    ENV_UNSET = auto(), 0, "error", "config", "a ${VAR} with no value in the mode's .env files or environment"
+    ENV_SYNTAX = auto(), 0, "error", "config", "a ${ that does not open a ${VAR} or ${VAR:-default} reference"
+    ENV_UNREADABLE = auto(), 0, "error", "config", "a .env file of the mode cannot be read"
+    TARGET_LIST_MIXED = auto(), 0, "error", "config", "a rule's targets differ in scheme or path"
+    INVALID_BALANCE = auto(), 0, "error", "config", "balance is not round-robin, least-connections or first-healthy"
+    INVALID_HEALTH_CHECK = auto(), 0, "error", "config", "a healthCheck path that does not start with /"
 
     # -------------------------------------------------- lint of a parsed file
     RULE_SHADOWED = auto(), 0, "warning", "lint", "an earlier rule matches every request this one would"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -20,6 +20,7 @@ from typing import Any, Literal
 import yaml
 
 from .codes import Code
+from .envfiles import DEFAULT_MODE, EnvError, Unset, interpolate, load_env
 from .jsfunctions import function_hint, looks_like_function
 from .jsregex import MATCH_TIMEOUT, JSRegex, JSRegexError, compile_js, js_replacer, nested_quantifier
 from .target import Target, TargetError, parse_target
@@ -27,8 +28,10 @@ from .target import Target, TargetError, parse_target
 __all__ = [
     "Bypass",
     "Cors",
+    "BALANCE_POLICIES",
     "Config",
     "ConfigError",
+    "HealthCheck",
     "Issue",
     "Rewrite",
     "Rule",
@@ -124,6 +127,17 @@ class Bypass:
         return False
 
 
+BALANCE_POLICIES = ("round-robin", "least-connections", "first-healthy")
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    """How a target that failed is probed before it gets traffic again."""
+
+    path: str | None = None  # GET this path; None: a TCP connect is enough
+    interval_ms: float = 1000.0
+
+
 @dataclass(frozen=True)
 class Rule:
     key: str
@@ -147,6 +161,15 @@ class Rule:
     regex: JSRegex | None = field(default=None, compare=False, repr=False)
     # A recorded session served instead of forwarding (the proxy stands in for the backend).
     replay: str | None = None
+    # Several instances of one backend (`target:` as a list); `target` is the first.
+    targets: tuple[Target, ...] = ()
+    balance: str = "round-robin"
+    health_check: HealthCheck | None = None
+    modes: tuple[str, ...] = ()  # empty: every mode
+
+    @property
+    def all_targets(self) -> tuple[Target, ...]:
+        return self.targets or (self.target,)
 
     @property
     def ws_enabled(self) -> bool:
@@ -214,6 +237,9 @@ class Config:
     rules: tuple[Rule, ...]
     fallback: Target | None = None
     warnings: tuple[Issue, ...] = ()
+    mode: str = DEFAULT_MODE
+    env_files: tuple[str, ...] = ()  # the .env files the mode reads, used or not
+    inactive: tuple[str, ...] = ()  # keys of rules whose `modes` leave out this mode
 
 
 # ---------------------------------------------------------------- the schema
@@ -236,6 +262,9 @@ RULE_KEYS: dict[str, str] = {
     "prependPath": "true or false",
     "ignorePath": "true or false",
     "replay": "a recorded session to serve instead of the target, e.g. sessions/chat.jsonl",
+    "balance": "round-robin, least-connections or first-healthy",
+    "healthCheck": "{path: /health, interval: 1000} (path optional: a TCP connect otherwise)",
+    "modes": "a list of mode names, e.g. [development]",
 }
 # Options of Vite / http-proxy-3 that have no YAML meaning or are not implemented:
 # copying them from a vite.config must not be fatal, and each says what to do instead.
@@ -361,9 +390,18 @@ class _Reader:
         return float(v)
 
 
-def parse_config(text: str, file: str = "rules.yaml") -> Config:
-    """Parse rules.yaml text. Raises ConfigError listing every error (and warning)."""
+def parse_config(text: str, file: str = "rules.yaml", *, env: Mapping[str, str] | None = None,
+                 mode: str | None = None, env_files: tuple[str, ...] = ()) -> Config:
+    """Parse rules.yaml text. Raises ConfigError listing every error (and warning).
+
+    `${VAR}` / `${VAR:-default}` anywhere are taken from `env` (default: the
+    process environment); with `mode`, rules whose `modes` leave it out are
+    inactive. `env_files` are named in the error about an unset variable.
+    """
     r = _Reader(file)
+    # `${...}` is not YAML-safe inside [..] or {..}: each reference becomes a
+    # plain token for the parser and is substituted back on the nodes.
+    text, refs = _hide_references(text)
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except RecursionError:
@@ -390,6 +428,10 @@ def parse_config(text: str, file: str = "rules.yaml") -> Config:
     if root is None:
         r.issues.append(Issue(Code.EMPTY_CONFIG, file, None, "", "the file is empty",
                               f"add proxy rules, e.g. {EXAMPLE_RULE}"))
+        raise ConfigError(r.issues)
+
+    _interpolate(r, root, refs, os.environ if env is None else env, env_files)
+    if r.issues:
         raise ConfigError(r.issues)
 
     # Tags (`!env`, `!!python/...`, `!!int thirty`) and merge keys are resolved by the
@@ -423,12 +465,87 @@ def parse_config(text: str, file: str = "rules.yaml") -> Config:
         r.issue(Code.NO_RULES, root, "proxy", "no 'proxy:' rules and no fallback: nothing to route",
                 f"add e.g. {EXAMPLE_RULE}")
 
+    inactive: list[str] = []
+    if mode is not None:
+        inactive = [rule.key for rule in rules if rule.modes and mode not in rule.modes]
+        rules = [rule for rule in rules if not rule.modes or mode in rule.modes]
+
     for w in _lint(rules, server, file):
         r.issues.append(w)
 
     if any(i.severity == "error" for i in r.issues):
-        raise ConfigError(r.issues, partial=Config(file, server, tuple(rules), fallback, tuple(r.issues)))
-    return Config(file, server, tuple(rules), fallback, tuple(r.issues))
+        raise ConfigError(r.issues, partial=Config(file, server, tuple(rules), fallback, tuple(r.issues),
+                                                   mode=mode or DEFAULT_MODE, env_files=env_files,
+                                                   inactive=tuple(inactive)))
+    return Config(file, server, tuple(rules), fallback, tuple(r.issues),
+                  mode=mode or DEFAULT_MODE, env_files=env_files, inactive=tuple(inactive))
+
+
+_REFERENCE = re.compile(r"\$\{[^}\n]*\}?")
+
+
+def _hide_references(text: str) -> tuple[str, dict[str, str]]:
+    """Replace each `${...}` with a unique plain token; return the text and token -> reference."""
+    if "${" not in text:
+        return text, {}
+    refs: dict[str, str] = {}
+    stamp = "vpxref"
+    while stamp in text:
+        stamp += "x"
+
+    def token(m: re.Match[str]) -> str:
+        t = f"{stamp}{len(refs)}z"
+        refs[t] = m.group(0)
+        return t
+
+    return _REFERENCE.sub(token, text), refs
+
+
+def _interpolate(r: _Reader, root: yaml.Node, refs: dict[str, str], env: Mapping[str, str],
+                 env_files: tuple[str, ...]) -> None:
+    """Replace `${VAR}` and `${VAR:-default}` in every scalar, keys included.
+
+    Done on the composed nodes, not the text, so a value can never inject YAML,
+    and every problem keeps its line. A plain scalar is typed again after the
+    substitution, so `port: ${PORT}` is a number, as if it had been written.
+    """
+    resolver = yaml.SafeLoader("")
+    seen: set[int] = set()
+    stack: list[tuple[yaml.Node, str]] = [(root, "")]
+    searched = ", ".join(Path(f).name for f in env_files)
+    if env_files:
+        searched += f" in {Path(env_files[0]).parent}"
+    while stack:
+        node, key = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            for k_node, v_node in node.value:
+                name = str(k_node.value) if isinstance(k_node, yaml.ScalarNode) else "?"
+                stack += ((k_node, key), (v_node, f"{key}.{name}" if key else name))
+            continue
+        if isinstance(node, yaml.SequenceNode):
+            stack += ((item, f"{key}[{i}]") for i, item in enumerate(node.value))
+            continue
+        if not isinstance(node, yaml.ScalarNode) or not refs or not any(t in node.value for t in refs):
+            continue
+        original = node.value
+        for t, ref in refs.items():
+            original = original.replace(t, ref)
+        try:
+            out = interpolate(original, env)
+        except ValueError as e:
+            r.issue(Code.ENV_SYNTAX, node, key, f"{e}", "write ${NAME} or ${NAME:-default}")
+            continue
+        if isinstance(out, Unset):
+            where = f"the process environment and {searched}" if searched else "the process environment"
+            r.issue(Code.ENV_UNSET, node, key, f"variable {out.name} is not set (looked in {where})",
+                    f"set {out.name} in one of them, or give a default: ${{{out.name}:-3000}}")
+            continue
+        node.value = out
+        if node.style is None:  # plain: let YAML type it (numbers, booleans)
+            node.tag = resolver.resolve(yaml.ScalarNode, out, (True, False))
 
 
 _OPTION_LINE = re.compile(r"""^\s*['"]?([A-Za-z_$][\w$]*)['"]?\s*(:?)\s*(.*)$""", re.S)
@@ -510,8 +627,13 @@ def _check_values(r: _Reader, root: yaml.Node) -> None:
             stack += node.value
 
 
-def load_config(path: str | Path) -> Config:
-    """Read and parse a rules file; a missing or unreadable file is a ConfigError too."""
+def load_config(path: str | Path, mode: str = DEFAULT_MODE, environ: Mapping[str, str] | None = None) -> Config:
+    """Read and parse a rules file; a missing or unreadable file is a ConfigError too.
+
+    `mode` selects the `.env` files beside it (Vite's loadEnv) and the rules
+    whose `modes` include it; `environ` (default: the process environment)
+    wins over the files.
+    """
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -522,7 +644,11 @@ def load_config(path: str | Path) -> Config:
         )]) from None
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError([Issue(Code.FILE_UNREADABLE, str(p), None, "", f"cannot read it: {e}")]) from None
-    return parse_config(text, str(path))
+    try:
+        loaded = load_env(p.parent.absolute(), mode, os.environ if environ is None else environ)
+    except EnvError as e:
+        raise ConfigError([Issue(Code.ENV_UNREADABLE, e.file, None, "", e.problem)]) from None
+    return parse_config(text, str(path), env=loaded.values, mode=mode, env_files=loaded.searched)
 
 
 def _server(r: _Reader, node: yaml.Node) -> Server:
@@ -676,10 +802,31 @@ def _rule(r: _Reader, index: int, key: str, k_node: yaml.Node, v_node: yaml.Node
                     function_hint(name, source), severity="warning" if dropped else "error")
             ok = ok and dropped
             continue
-        if name == "target":
+        if name == "target" and isinstance(ov_node, yaml.SequenceNode):
+            target_seen = True
+            listed = _target_list(r, ov_node, okey)
+            ok = ok and listed is not None
+            if listed:
+                target, opts["targets"] = listed[0], listed
+        elif name == "target":
             target_seen = True
             target = _target(r, ov_node, okey, rule=True)
             ok = ok and target is not None
+        elif name == "balance":
+            policy = r.value(ov_node)
+            if policy not in BALANCE_POLICIES:
+                r.issue(Code.INVALID_BALANCE, ov_node, okey, f"unknown balance policy {policy!r}",
+                        "balance: round-robin, least-connections or first-healthy")
+                ok = False
+            opts["balance"] = policy
+        elif name == "healthCheck":
+            hc = _health_check(r, ov_node, okey)
+            ok = ok and hc is not None
+            opts["healthCheck"] = hc
+        elif name == "modes":
+            modes = _names(r, ov_node, okey)
+            ok = ok and modes is not None
+            opts["modes"] = modes or ()
         elif name in ("changeOrigin", "rewriteWsOrigin", "ws", "xfwd", "secure", "prependPath",
                       "ignorePath"):
             b = r.boolean(ov_node, okey)
@@ -752,6 +899,10 @@ def _rule(r: _Reader, index: int, key: str, k_node: yaml.Node, v_node: yaml.Node
         prepend_path=opts.get("prependPath") is not False,
         ignore_path=opts.get("ignorePath") or False,
         regex=regex,
+        targets=opts.get("targets", ()),
+        balance=opts.get("balance") or "round-robin",
+        health_check=opts.get("healthCheck"),
+        modes=opts.get("modes", ()),
         replay=opts.get("replay"),
     )
 
@@ -770,6 +921,67 @@ def _replay(r: _Reader, node: yaml.Node, key: str) -> str | None:
                 "record one with --set viteproxy_payloads=full, or give the path from the rules file's folder")
         return None
     return str(path)
+
+
+def _target_list(r: _Reader, node: yaml.SequenceNode, key: str) -> tuple[Target, ...] | None:
+    """Several instances of one backend: same scheme and path, different host:port."""
+    out: list[Target] = []
+    for i, item in enumerate(node.value):
+        t = _target(r, item, f"{key}[{i}]", rule=True)
+        if t is None:
+            return None
+        out.append(t)
+    if not out:
+        r.issue(Code.MISSING_TARGET, node, key, "the target list is empty",
+                "target: [http://127.0.0.1:3001, http://127.0.0.1:3002]")
+        return None
+    first = out[0]
+    for i, t in enumerate(out[1:], 1):
+        if (t.http_scheme, t.path) != (first.http_scheme, first.path):
+            r.issue(Code.TARGET_LIST_MIXED, node.value[i], f"{key}[{i}]",
+                    f"instances of one rule must share scheme and path: {t.raw!r} differs from {first.raw!r}",
+                    f"e.g. target: [{first.http_scheme}://127.0.0.1:3001{first.path}, "
+                    f"{first.http_scheme}://127.0.0.1:3002{first.path}]")
+            return None
+        if (t.host, t.port) in {(o.host, o.port) for o in out[:i]}:
+            r.issue(Code.DUPLICATE_KEY, node.value[i], f"{key}[{i}]", f"{t.raw!r} is listed twice",
+                    "list each instance once")
+            return None
+    return tuple(out)
+
+
+def _health_check(r: _Reader, node: yaml.Node, key: str) -> HealthCheck | None:
+    path: str | None = None
+    interval = 1000.0
+    ok = True
+    for name, k_node, v_node in r.mapping(node, key, "{path: /health, interval: 1000}"):
+        v = r.value(v_node)
+        if name == "path":
+            if not isinstance(v, str) or not v.startswith("/"):
+                r.issue(Code.INVALID_HEALTH_CHECK, v_node, f"{key}.path", f"expected a path starting with /, got {v!r}",
+                        "healthCheck: {path: /health, interval: 1000}")
+                ok = False
+            else:
+                path = v
+        elif name == "interval":
+            ms = r.milliseconds(v_node, f"{key}.interval")
+            ok = ok and ms is not None
+            interval = ms or interval
+        else:
+            r.unknown(k_node, f"{key}.{name}", name, {"path": "", "interval": ""})
+            ok = False
+    return HealthCheck(path, interval) if ok else None
+
+
+def _names(r: _Reader, node: yaml.Node, key: str) -> tuple[str, ...] | None:
+    v = r.value(node)
+    if isinstance(v, str):
+        v = [v]
+    if not isinstance(v, list) or not v or not all(isinstance(m, str) and m.strip() for m in v):
+        r.issue(Code.INVALID_TYPE, node, key, f"expected a list of mode names, got {v!r}",
+                "modes: [development, staging]")
+        return None
+    return tuple(m.strip() for m in v)
 
 
 def _rewrites(r: _Reader, node: yaml.Node, key: str) -> tuple[Rewrite, ...] | None:

@@ -59,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--listen-host", help="listen address (overrides server.host)")
     p.add_argument("-v", "--show-flows", action="store_true", help="print each flow, as mitmdump does")
     p.add_argument("-w", "--save", metavar="FILE", help="also save flows to a .mitm file")
+    p.add_argument("--mode", help="mode, as Vite's --mode: its .env files and `modes:` rules (default development)")
     p.add_argument("--set", dest="setoptions", action="append", default=[], metavar="option=value",
                    help="set any mitmproxy or viteproxy option")
     return p
@@ -78,8 +79,10 @@ async def _run(args: Any) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # Checked here first: an OptionsError from configure inside opts.update makes
     # mitmproxy roll back to the default path and report *that* file instead.
+    mode = args.mode or next((o.split("=", 1)[1] for o in reversed(args.setoptions)
+                              if o.startswith("viteproxy_mode=")), "development")
     try:
-        load_config(args.rules)
+        load_config(args.rules, mode)
     except ConfigError as e:
         print(f"viteproxy: cannot use the rules file\n{e}", file=sys.stderr)
         return 1
@@ -88,7 +91,7 @@ async def _run(args: Any) -> int:
         m = LeanMaster(opts, show_flows=args.show_flows, save_to=args.save)
         # Set after the addons are in the chain: that is when mitmproxy calls
         # their configure hooks, and where an OptionsError reaches us.
-        updates: dict[str, Any] = {"viteproxy_rules": args.rules}
+        updates: dict[str, Any] = {"viteproxy_rules": args.rules, "viteproxy_mode": mode}
         if args.save:
             updates["save_stream_file"] = args.save
         if args.port is not None:
@@ -102,7 +105,7 @@ async def _run(args: Any) -> int:
         # every option; the recorder acts only on the viteproxy_* options named,
         # so without this it would never open its log nor trim messages. The
         # rules are left out: the update above loaded them already.
-        everything = set(opts.keys()) - {"viteproxy_rules"}
+        everything = set(opts.keys()) - {"viteproxy_rules", "viteproxy_mode"}
         for addon in m.viteproxy:
             m.addons.invoke_addon_sync(addon, hooks.ConfigureHook(everything))
     except exceptions.OptionsError as e:

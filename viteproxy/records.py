@@ -203,6 +203,8 @@ def _route_fields(rec: dict[str, Any], meta: Mapping[str, Any], redact: Redactor
         rec["bypassed"] = True
     if meta.get("replay"):  # served from this recording by a `replay:` rule, not by `upstream`
         rec["replay"] = meta["replay"]
+    if meta.get("balance"):  # which of a rule's targets, why, what was skipped, failovers
+        rec["balance"] = meta["balance"]
 
 
 def _with_diagnosis(rec: dict[str, Any], meta: Mapping[str, Any], redact: Redactor | None = None,

@@ -152,6 +152,18 @@ class Explainer:
         conn.connect_failed = True
         conn.connect_error = str(data.server.error or "")
 
+    def connect_timed_out(self, client_id: str) -> bool:
+        """Whether the last connect of this client connection was cut by the connect timeout."""
+        return self.timeouts is not None and self.timeouts.connect_expired(client_id)
+
+    def forget_connect_failure(self, client_id: str) -> None:
+        """The failed connect was retried elsewhere (failover): it no longer explains this flow."""
+        conn = self._conns.get(client_id)
+        if conn is not None:
+            conn.connect_failed, conn.connect_error = False, ""
+        if self.timeouts is not None:
+            self.timeouts.forget_expired(client_id)
+
     async def server_connected(self, data: ServerConnectionHookData) -> None:
         conn = self._conn(data.client.id)
         conn.connected = True

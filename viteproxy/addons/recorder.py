@@ -106,6 +106,8 @@ class Recording:
 
     def response(self, flow: http.HTTPFlow) -> None:
         assert flow.response is not None
+        if flow.metadata.get("__viteproxy") == "quiet":  # the status page polling the proxy itself
+            return
         if is_websocket_upgrade(flow.request.headers):
             self._handshake(flow)
         else:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import weakref
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -53,9 +54,16 @@ class Router:
         self._port = 0
         self._insecure: set[tuple[str, int]] = set()
         self._server_off = False  # we switched mitmproxy's servers off over a bad rules file
+        self._listen_from_rules: tuple[str, int] | None = None  # server.host/port when we started listening
         # The Route of each live flow, for the addons after this one. Not in
         # flow.metadata: that is saved to .mitm files and must stay plain data.
         self._routes: weakref.WeakKeyDictionary[http.HTTPFlow, Route] = weakref.WeakKeyDictionary()
+        # Hooks for other addons, in routing order (set by make_addons):
+        # `answer_locally` may answer a request itself (the status pages) after
+        # every check a request passes and before routing; `choose_target` may
+        # pick another of the rule's targets (the Balancer).
+        self.answer_locally: Callable[[http.HTTPFlow], bool] | None = None
+        self.choose_target: Callable[[http.HTTPFlow, Route], Route] | None = None
 
     @property
     def listen_address(self) -> tuple[str, int] | None:
@@ -67,6 +75,11 @@ class Router:
         """The route chosen for a flow, or None if it was answered by the proxy itself."""
         return self._routes.get(flow)
 
+    def update_route(self, flow: http.HTTPFlow, r: Route) -> None:
+        """Another addon moved a live flow to another target of its rule (failover)."""
+        if flow in self._routes:
+            self._routes[flow] = r
+
     def load(self, loader: Any) -> None:
         loader.add_option(
             "viteproxy_rules", str, "rules.yaml",
@@ -74,10 +87,15 @@ class Router:
         )
 
     def configure(self, updated: set[str]) -> None:
-        if "viteproxy_rules" not in updated:
+        if "viteproxy_rules" not in updated and "viteproxy_mode" not in updated:
             return
+        self.reload()
+
+    def reload(self) -> bool:
+        """(Re)read the rules file in the current mode; False if it was rejected."""
+        mode = getattr(ctx.options, "viteproxy_mode", None) or "development"
         try:
-            config = load_config(ctx.options.viteproxy_rules)
+            config = load_config(ctx.options.viteproxy_rules, mode)
         except ConfigError as e:
             if self.config is None:
                 # mitmproxy's script loader prints a traceback for any exception
@@ -91,9 +109,9 @@ class Router:
                     # Nor announce mitmproxy's default *:8080 listener on the way out.
                     self._server_off = True
                     ctx.options.update(server=False)
-                return
+                return False
             logger.error("viteproxy: rules not reloaded, the last good rules stay in force\n%s", e)
-            return
+            return False
         for warning in config.warnings:
             logger.warning("viteproxy: %s", warning)
         if self._server_off:  # a later, good rules file after a bad one at startup
@@ -101,7 +119,7 @@ class Router:
             ctx.options.update(server=True)
         self.config = config
         self._insecure = {
-            (r.target.host, r.target.port) for r in config.rules if r.target.tls and not r.secure
+            (t.host, t.port) for r in config.rules for t in r.all_targets if t.tls and not r.secure
         }
         # Both are preconditions of routing per request (module docstring).
         wanted = {"connection_strategy": "lazy", "keep_host_header": True}
@@ -109,6 +127,7 @@ class Router:
         if changes:
             ctx.options.update(**changes)
         self._listen(config)
+        return True
 
     async def running(self) -> None:
         # mitmproxy 12 sets up its servers before a -s script loads; bring the
@@ -126,10 +145,18 @@ class Router:
         if self._spec is None and list(opts.mode) != ["regular"]:
             logger.info("viteproxy: using the mode(s) given on the command line: %s", opts.mode)
             return
-        if self._spec is None:
-            # The user's -p / --listen-host win over rules.yaml.
-            self._port = opts.listen_port or config.server.port
-            self._host = opts.listen_host or config.server.host
+        if self._spec is not None:
+            # A reload: the listener stays as it is. Every request is routed by the
+            # rules, so the spec's target does not matter, and changing it would
+            # restart the listener and reset the connections arriving meanwhile.
+            if (config.server.host, config.server.port) != self._listen_from_rules:
+                logger.warning("viteproxy: server.host/port changed in %s; the proxy keeps listening on "
+                               "%s:%d until it is restarted", config.path, self._host, self._port)
+            return
+        self._listen_from_rules = (config.server.host, config.server.port)
+        # The user's -p / --listen-host win over rules.yaml.
+        self._port = opts.listen_port or config.server.port
+        self._host = opts.listen_host or config.server.host
         default = config.fallback or (config.rules[0].target if config.rules else None)
         spec_target = f"{default.http_scheme}://{default.hostport}" if default else "http://127.0.0.1:9"
         spec = f"reverse:{spec_target}@{self._host}:{self._port}"
@@ -154,6 +181,9 @@ class Router:
         if not isinstance(flow.client_conn.proxy_mode, mode_specs.ReverseMode):
             return
         req = flow.request
+        if self.answer_locally is not None and self.answer_locally(flow):
+            _show_as_asked(flow)
+            return
         upgrade = is_websocket_upgrade(req.headers)
         url = req.path
         if req.authority and req.http_version.startswith("HTTP/1"):
@@ -171,6 +201,8 @@ class Router:
         if isinstance(found, Miss):
             self._answer(flow, no_rule(found), kind=found.kind, url=found.url)
             return
+        if self.choose_target is not None:
+            found = self.choose_target(flow, found)
         # The handshake as the client sent it, before _apply rewrites it: the
         # recorder logs both. Only for upgrades, to keep HTTP flows small.
         received = [[k, v] for k, v in req.headers.items(multi=True)] if upgrade else None

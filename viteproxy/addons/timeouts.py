@@ -121,6 +121,17 @@ class Timeouts:
         found, conn.expired = conn.expired, None
         return found
 
+    def connect_expired(self, client_id: str) -> bool:
+        """Whether the connect timeout cut this client connection's last connect (not yet asked for)."""
+        conn = self._conns.get(client_id)
+        return conn is not None and conn.expired is not None and conn.expired.kind == "connect"
+
+    def forget_expired(self, client_id: str) -> None:
+        """A cut connect was retried on another target (failover): it explains nothing any more."""
+        conn = self._conns.get(client_id)
+        if conn is not None:
+            conn.expired = None
+
     # ------------------------------------------------------------ connect
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
