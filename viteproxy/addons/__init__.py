@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .explainer import Explainer
+from .guard import Guard
 from .recorder import Recorder
 from .router import Router
 from .subprotocols import Subprotocols
@@ -17,4 +18,6 @@ def make_addons() -> list[Any]:
     # Explainer and Subprotocols read the route the Router chose in the same
     # hook, so they come after it; Recorder last: it logs each flow in the
     # state the other addons left it (diagnosed, the 101 as repaired).
-    return [router, Explainer(router), Subprotocols(router), Recorder()]
+    # Guard after the Router too: it learns from the route which connections
+    # its patches may act on.
+    return [router, Explainer(router), Subprotocols(router), Guard(router), Recorder()]
