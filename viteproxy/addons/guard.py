@@ -55,7 +55,7 @@ class Guard:
             "Seconds a client has from its connect to the end of its request headers; "
             "then it gets 408 (HEADERS_TIMEOUT). 0: wait forever.",
         )
-        for patch in (wsguard.lost_close, wsguard.close_first):
+        for patch in (wsguard.lost_close, wsguard.close_first, wsguard.bounded_inflate):
             if not patch.install():
                 logger.warning("viteproxy: patch %s not installed (%s): %s", patch.name,
                                patch.problem, "a dead peer may leave WebSockets half-open")
@@ -73,6 +73,7 @@ class Guard:
     def done(self) -> None:
         wsguard.lost_close.uninstall()
         wsguard.close_first.uninstall()
+        wsguard.bounded_inflate.uninstall()
         wsguard.LIMITS.on_too_big = None
         for t in self._timers.values():
             t.cancel()

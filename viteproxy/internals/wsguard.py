@@ -29,7 +29,10 @@ logged) as if a backend had got them. Two causes, both in mitmproxy itself:
 The same patch bounds a message: mitmproxy reassembles every fragment of a
 message in memory before any hook sees it. Past `limit_bytes` the connection
 is closed with 1009 (RFC 6455: "message too big") on both sides, naming the
-diagnosis (`on_too_big` records it on the flow).
+diagnosis (`on_too_big` records it on the flow). A compressed message
+(permessage-deflate) inflates inside wsproto, 64 KiB on the wire becoming
+64 MiB in one call: `bounded-inflate` stops inflating a frame past the limit,
+so the size check sees it before the memory is spent.
 
 Both act only on connections viteproxy routed: `ROUTED` holds their client
 connection ids (filled by the Guard addon); the layer patch also asks the
@@ -45,7 +48,7 @@ from typing import Any
 
 from . import Patch, register
 
-__all__ = ["ROUTED", "LIMITS", "TOO_BIG_CODE", "lost_close", "close_first"]
+__all__ = ["ROUTED", "LIMITS", "TOO_BIG_CODE", "lost_close", "close_first", "bounded_inflate"]
 
 logger = logging.getLogger("viteproxy")
 
@@ -144,6 +147,11 @@ def _make_handle_event(original: Any) -> Any:
         if self._paused is not None and isinstance(event, events.ConnectionClosed):
             _close_first(self, event, events)
             return
+        if not getattr(self, "_viteproxy_tagged", False) and LIMITS.limit_bytes:
+            self._viteproxy_tagged = True
+            for ws in (self.client_ws, self.server_ws):
+                for ext in getattr(getattr(ws, "_proto", None), "extensions", ()):
+                    ext._viteproxy_max = LIMITS.limit_bytes  # read by bounded-inflate
         forced = getattr(self, "_viteproxy_closing", False)
         for command in original(self, event):
             if forced and isinstance(command, websocket.WebsocketEndHook):
@@ -204,4 +212,43 @@ close_first = register(Patch(
     why="a peer's close overtakes queued messages for it; a message over the size limit closes with 1009",
     target=_ws_layer_target,
     make=_make_handle_event,
+))
+
+
+# ------------------------------------------------------------- bounded-inflate
+
+
+def _inflate_target() -> tuple[Any, str]:
+    from wsproto.extensions import PerMessageDeflate
+
+    return PerMessageDeflate, "frame_inbound_payload_data"
+
+
+def _make_inflate(original: Any) -> Any:
+    import zlib
+
+    from wsproto.frame_protocol import CloseReason
+
+    def frame_inbound_payload_data(self: Any, proto: Any, data: bytes) -> Any:
+        cap = getattr(self, "_viteproxy_max", 0)  # set only on routed connections' extensions
+        if not cap or not self._inbound_compressed or not self._inbound_is_compressible:
+            return original(self, proto, data)
+        if getattr(self, "_viteproxy_over", False):
+            return b""  # the connection is being closed for this message
+        try:
+            out = self._decompressor.decompress(bytes(data), cap + 1)
+        except zlib.error:
+            return CloseReason.INVALID_FRAME_PAYLOAD_DATA
+        if self._decompressor.unconsumed_tail:
+            self._viteproxy_over = True
+        return out
+
+    return frame_inbound_payload_data
+
+
+bounded_inflate = register(Patch(
+    name="bounded-inflate",
+    why="a compressed WebSocket message is inflated no further than viteproxy_max_message_mb",
+    target=_inflate_target,
+    make=_make_inflate,
 ))
