@@ -288,7 +288,7 @@ class Explainer:
         if existing and existing.get("severity") != "warning" or self._client_gave_up(flow):
             return
         diag = await self._diagnose_error(flow, r)
-        self._record(flow, diag)
+        diag = self._record(flow, diag)  # as recorded: credentials hidden
         content_type, body = render(diag, flow.request.headers.get("accept", ""))
         response = http.Response.make(diag.status, body, {
             "content-type": content_type, "x-viteproxy-diagnosis": diag.code,
@@ -367,7 +367,7 @@ class Explainer:
             rewrite_ws_origin=bool(r.rule and r.rule.rewrite_ws_origin),
             body_excerpt=excerpt, rule=r.rule_name, upstream=r.upstream_url,
         )
-        self._record(flow, diag)
+        diag = self._record(flow, diag)  # as recorded: credentials hidden
         content_type, body = render(diag, req.headers.get("accept", ""))
         resp.content = body  # the backend's status stays; its body is in the facts
         resp.headers["content-type"] = content_type
@@ -415,8 +415,8 @@ class Explainer:
 
     # ------------------------------------------------------------ output
 
-    def _record(self, flow: http.HTTPFlow, diag: Diagnosis) -> None:
-        record_diagnosis(flow, diag)
+    def _record(self, flow: http.HTTPFlow, diag: Diagnosis) -> Diagnosis:
+        return record_diagnosis(flow, diag)
 
 
 def _engineio_polling(query: Any) -> bool:

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+from pathlib import Path
 from typing import Any
 
 from mitmproxy import connection, ctx, exceptions, http
@@ -61,6 +63,8 @@ class Guard:
                                patch.problem, "a dead peer may leave WebSockets half-open")
 
     def configure(self, updated: set[str]) -> None:
+        if "save_stream_file" in updated and getattr(ctx.options, "save_stream_file", None):
+            _owner_only(ctx.options.save_stream_file)
         try:
             if "viteproxy_max_message_mb" in updated:
                 wsguard.LIMITS.limit_bytes = parse_max_message_mb(ctx.options.viteproxy_max_message_mb)
@@ -121,3 +125,17 @@ class Guard:
                                           upstream=r.upstream_url if r else None)
         record_diagnosis(flow, diag)
         return f"viteproxy: {diag.code} (over {ctx.options.viteproxy_max_message_mb} MiB)"
+
+
+def _owner_only(option: str) -> None:
+    """chmod 0600 the .mitm file mitmproxy's save addon writes: it holds every request whole.
+
+    mitmproxy creates it with the umask's mode (0644 usually) in its own configure;
+    ours runs after it, so the file exists by now ("+path" appends to path).
+    """
+    path = Path(option[1:] if option.startswith("+") else option).expanduser()
+    try:
+        os.chmod(path, 0o600)
+    except OSError as e:
+        if path.exists():
+            logger.warning("viteproxy: cannot make %s private (chmod 600): %s", path, e)

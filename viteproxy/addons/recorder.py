@@ -31,6 +31,7 @@ from mitmproxy import ctx, exceptions, http
 from wsproto.frame_protocol import Opcode
 
 from .. import closecodes
+from .. import redact as redaction
 from ..logfile import LogFile
 from ..records import (
     Counts,
@@ -389,6 +390,7 @@ class Recorder:
         except ValueError as e:
             raise exceptions.OptionsError(f"viteproxy: {e}") from None
         redact = Redactor.with_extra(parse_names(o.viteproxy_redact), enabled=not o.viteproxy_log_secrets)
+        redaction.use(redact)  # the console, comments and diagnoses hide what the log hides
         if {"viteproxy_log", "viteproxy_log_max_mb", "viteproxy_log_keep"} & updated or self.log is None:
             self._open_log(o.viteproxy_log, o.viteproxy_log_max_mb, o.viteproxy_log_keep)
         old = self.recording

@@ -12,6 +12,7 @@ Three mitmproxy facts shape it (see shared/DESIGN.md):
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import weakref
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 from mitmproxy import ctx, http, tls
 from mitmproxy.proxy import mode_specs
 
+from .. import redact
 from ..config import Config, ConfigError, load_config
 from ..diagnosis import Diagnosis, no_rule, render
 from ..routing import Miss, Route, is_websocket_upgrade, route, upstream_headers
@@ -38,22 +40,46 @@ STREAMING_TYPES = ("text/event-stream", "application/x-ndjson", "application/jso
                    "application/stream+json", "multipart/x-mixed-replace")
 
 
-def record_diagnosis(flow: http.HTTPFlow, diag: Diagnosis) -> None:
+def record_diagnosis(flow: http.HTTPFlow, diag: Diagnosis) -> Diagnosis:
     """Attach a diagnosis to a flow: metadata (the recorder logs it), comment, mark, log.
 
-    A warning never replaces an error already recorded for the flow.
+    A warning never replaces an error already recorded for the flow. Returns the
+    diagnosis as recorded, credentials in it hidden (render that one to the client).
     """
+    diag = redacted(flow, diag)
     meta = flow.metadata.setdefault(META, {})
     existing = meta.get("diagnosis")
     if existing and existing.get("severity") != "warning" and diag.severity == "warning":
-        return
+        return diag
     meta["diagnosis"] = diag.to_dict()
     # The Router's route line stays the comment's last line.
     route_comment = flow.comment.split("\n")[-1] if flow.comment else ""
     flow.comment = f"{diag.code}: {diag.summary}\nFix: {diag.fix}\n{route_comment}".rstrip()
     flow.marked = ":warning:"
     log = logger.warning if diag.severity == "warning" else logger.error
-    log("viteproxy: %s %s: %s Fix: %s", diag.code, flow.request.path, diag.summary, diag.fix)
+    log("viteproxy: %s %s: %s Fix: %s", diag.code, redact.active().url(flow.request.path), diag.summary,
+        diag.fix)
+    return diag
+
+
+def redacted(flow: http.HTTPFlow, diag: Diagnosis) -> Diagnosis:
+    """The diagnosis with the flow's credentials hidden, by the log's rule (redact.py)."""
+    red = redact.active()
+    if not red.enabled:
+        return diag
+    req = flow.request
+    meta = flow.metadata.get(META) or {}
+    secrets = red.secrets([req.path, meta.get("url"), meta.get("upstream"), diag.upstream],
+                          req.headers.items(multi=True))
+
+    def hide(text: str) -> str:
+        return red.scrub(text, secrets) if secrets else text
+
+    return dataclasses.replace(
+        diag, summary=hide(diag.summary), fix=hide(diag.fix),
+        upstream=red.url(hide(diag.upstream)) if diag.upstream else diag.upstream,
+        facts=tuple((k, hide(v)) for k, v in diag.facts),
+    )
 
 
 class Router:
@@ -238,10 +264,11 @@ class Router:
         flow.metadata[META] = meta
         self._routes[flow] = r
         arrow = "=>" if r.kind == "ws" else "->"
-        flow.comment = f"[{r.rule_name}] {r.url} {arrow} {r.upstream_url}"
+        red = redact.active()
+        flow.comment = f"[{r.rule_name}] {red.url(r.url)} {arrow} {red.url(r.upstream_url)}"
 
     def _answer(self, flow: http.HTTPFlow, diag: Diagnosis, *, kind: str, url: str) -> None:
-        content_type, body = render(diag, flow.request.headers.get("accept", ""))
+        content_type, body = render(redacted(flow, diag), flow.request.headers.get("accept", ""))
         flow.response = http.Response.make(
             diag.status, body,
             {"content-type": content_type, "x-viteproxy-diagnosis": diag.code,

@@ -14,6 +14,7 @@ from typing import Any
 
 from mitmproxy import ctx, http
 
+from .. import redact
 from ..negotiation import CODE, negotiate, parse_protocols, upstream_offer
 from .router import META, Router, record_diagnosis
 
@@ -74,8 +75,11 @@ class Subprotocols:
         if outcome.action == "keep":
             return
         meta = flow.metadata.setdefault(META, {})
+        # The note names the protocols offered, and apps pass tokens as protocols.
+        red = redact.active()
+        note = red.scrub(outcome.note, red.secrets(headers=flow.request.headers.items(multi=True)))
         # Above the Router's route line, which stays the comment's last line.
-        flow.comment = f"{outcome.note}\n{flow.comment}" if flow.comment else outcome.note
+        flow.comment = f"{note}\n{flow.comment}" if flow.comment else note
         if outcome.action == "repair":
             if outcome.client is None:
                 resp.headers.pop(HEADER, None)
@@ -86,7 +90,7 @@ class Subprotocols:
             if (meta.get("diagnosis") or {}).get("code") == CODE:
                 del meta["diagnosis"]
                 flow.marked = ""
-            logger.info("viteproxy: %s (%s)", outcome.note, flow.request.path)
+            logger.info("viteproxy: %s (%s)", note, red.url(flow.request.path))
             return
         assert outcome.diagnosis is not None
         record_diagnosis(flow, outcome.diagnosis)
