@@ -8,6 +8,8 @@ mitmproxy internals it needs are in `internals/wsguard.py` and
 Codes added here (stable, as all diagnosis codes):
 - `MESSAGE_TOO_BIG` (1009 close): a WebSocket message over `viteproxy_max_message_mb`.
 - `HEADERS_TIMEOUT` (408): request headers not complete within `viteproxy_headers_timeout`.
+- `RECORDER_CANNOT_WRITE` (503): the flight recorder's log cannot be written (disk full,
+  read-only...): the proxy answers this and stops.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from .diagnosis import Diagnosis
 __all__ = [
     "DEFAULT_MAX_MESSAGE_MB", "DEFAULT_HEADERS_TIMEOUT_S", "parse_max_message_mb",
     "parse_headers_timeout", "message_too_big", "headers_timeout", "headers_timeout_response",
+    "recorder_cannot_write",
 ]
 
 # mitmproxy reassembles a whole message in memory (several copies of it while
@@ -94,3 +97,15 @@ def headers_timeout_response(diag: Diagnosis) -> bytes:
         f"Content-Length: {len(body)}\r\n\r\n"
     )
     return head.encode() + body
+
+
+def recorder_cannot_write(path: str, error: str) -> Diagnosis:
+    return Diagnosis(
+        "RECORDER_CANNOT_WRITE", 503,
+        f"The flight recorder cannot write its log {path} ({error}): rather than pass traffic "
+        "it cannot record, the proxy is stopping.",
+        "free disk space (or make the log's folder writable) and start the proxy again; "
+        "--set viteproxy_log=- runs without a log.",
+        facts=(("log", path), ("error", error)),
+    )
+

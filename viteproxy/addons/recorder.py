@@ -17,8 +17,10 @@ empty list breaks mitmproxy's dumper).
 from __future__ import annotations
 
 import ast
+import atexit
 import json
 import logging
+import os
 import sys
 import time
 import weakref
@@ -32,6 +34,8 @@ from wsproto.frame_protocol import Opcode
 
 from .. import closecodes
 from .. import redact as redaction
+from ..diagnosis import Diagnosis, render
+from ..limits import recorder_cannot_write
 from ..logfile import LogFile
 from ..records import (
     Counts,
@@ -332,6 +336,15 @@ def _body(resp: http.Response) -> bytes | None:
 # ------------------------------------------------------------------------ addon
 
 
+def _exit_status_1() -> None:
+    # After mitmproxy's orderly shutdown (its run() returns and mitmdump exits 0):
+    # the status that says the proxy stopped because it could not record.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1)
+
+
+
 class Recorder:
     """The addon: options, the log file, pings from mitmproxy's log, loud failure."""
 
@@ -341,6 +354,7 @@ class Recorder:
         self._frames = _FrameLog(self)
         self._configured = False
         self._start_error = ""
+        self.failed: Diagnosis | None = None  # the log could not be written: stopping
 
     def load(self, loader: Any) -> None:
         loader.add_option("viteproxy_log", str, "viteproxy.jsonl",
@@ -423,13 +437,27 @@ class Recorder:
 
     def _write_failed(self, e: OSError) -> None:
         # Like mitmproxy's own save addon: losing recorded traffic must crash
-        # visibly rather than let traffic through unrecorded. Not via logging:
-        # that may be what is broken, and a hook's exception would only be logged.
+        # visibly rather than let traffic through unrecorded. One line on stderr
+        # (not via logging: that may be what is broken), no traceback: the flow
+        # in flight is answered 503 (see `response`), every later request too,
+        # and the proxy shuts down and exits with status 1.
+        if self.failed is not None:
+            return
         path = self.log.path if self.log else "?"
-        sys.stderr.write(f"viteproxy: cannot write the flight recorder log {path}: {e}; "
-                         "stopping the proxy.\n")
+        self.failed = recorder_cannot_write(str(path), e.strerror or str(e))
+        self.recording = None
+        sys.stderr.write(f"viteproxy: {self.failed.code}: {self.failed.summary}\n")
         sys.stderr.flush()
-        sys.exit(1)
+        atexit.register(_exit_status_1)
+        ctx.master.shutdown()
+
+    def _refuse(self, flow: http.HTTPFlow) -> None:
+        """Answer 503 RECORDER_CANNOT_WRITE instead of passing traffic the log cannot hold."""
+        assert self.failed is not None
+        content_type, body = render(self.failed, flow.request.headers.get("accept", ""))
+        flow.response = http.Response.make(self.failed.status, body, {
+            "content-type": content_type, "x-viteproxy-diagnosis": self.failed.code,
+            "cache-control": "no-store", "connection": "close"})
 
     def running(self) -> None:
         logging.getLogger("mitmproxy.proxy.server").addHandler(self._frames)
@@ -448,6 +476,8 @@ class Recorder:
         if self.recording is not None:
             self.recording.response(flow)
             self._show(flow)
+        if self.failed is not None and flow.live:
+            self._refuse(flow)  # the line for it could not be written either
 
     def error(self, flow: http.HTTPFlow) -> None:
         if self.recording is not None:
@@ -457,6 +487,8 @@ class Recorder:
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         if self.recording is not None:
             self.recording.requestheaders(flow)
+        elif self.failed is not None:
+            self._refuse(flow)  # between the failure and the end of the shutdown
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         if self.recording is not None:
@@ -469,6 +501,8 @@ class Recorder:
     def websocket_message(self, flow: http.HTTPFlow) -> None:
         if self.recording is not None:
             self.recording.websocket_message(flow)
+        if self.failed is not None:
+            flow.websocket.messages[-1].drop()  # type: ignore[union-attr]  # not logged: not relayed
 
     def websocket_end(self, flow: http.HTTPFlow) -> None:
         if self.recording is not None:
