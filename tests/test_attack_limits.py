@@ -26,7 +26,42 @@ def _rss_kb(pid: int, field: str = "VmRSS") -> int:
     raise AssertionError(f"no {field} for {pid}")
 
 
-async def _send_big(url: str, size: int, compressible: bool) -> tuple[int | None, str, bytes | None]:
+async def _probe(url: str, stop: asyncio.Event, delays: list[float]) -> None:
+    """Another client, echoing a small message every 50 ms: what the big message costs others."""
+    async with websockets.connect(url, ping_interval=None, open_timeout=20) as ws:
+        while not stop.is_set():
+            t0 = time.monotonic()
+            await ws.send("probe")
+            await asyncio.wait_for(ws.recv(), 30)
+            delays.append(time.monotonic() - t0)
+            await asyncio.sleep(0.05)
+
+
+def _send_big(url: str, size: int, compressible: bool,
+              delays: list[float]) -> tuple[int | None, str, bytes | None]:
+    # The probe has a thread and event loop of its own: the sender's loop is busy
+    # masking 64 MiB, and that must not count as the proxy's delay.
+    stop = threading.Event()
+    started = threading.Event()
+
+    async def probe() -> None:
+        flag = asyncio.Event()
+        started.set()
+        watcher = asyncio.create_task(asyncio.to_thread(stop.wait))
+        watcher.add_done_callback(lambda _: flag.set())
+        await _probe(url.replace("/big", "/probe"), flag, delays)
+
+    t = threading.Thread(target=lambda: asyncio.run(probe()), daemon=True)
+    t.start()
+    started.wait(10)
+    try:
+        return asyncio.run(_big(url, size, compressible))
+    finally:
+        stop.set()
+        t.join(30)
+
+
+async def _big(url: str, size: int, compressible: bool) -> tuple[int | None, str, bytes | None]:
     async with websockets.connect(url, max_size=None, ping_interval=None, open_timeout=20,
                                   close_timeout=20) as ws:  # permessage-deflate, as browsers
         await ws.send("small")
@@ -53,13 +88,15 @@ def test_64mib_message(proxy_factory: Callable[..., Proxy], backend: Backend, li
                           args=("--set", f"viteproxy_max_message_mb={limit_mb}"))
     before = _rss_kb(proxy.proc.pid)
     t0 = time.monotonic()
-    code, reason, echoed = asyncio.run(_send_big(proxy.url("/ws/big", "ws"), 64 * MiB, compressible))
+    delays: list[float] = []
+    code, reason, echoed = _send_big(proxy.url("/ws/big", "ws"), 64 * MiB, compressible, delays)
     took = time.monotonic() - t0
     peak = _rss_kb(proxy.proc.pid, "VmHWM")
     print(f"\n64 MiB message ({'deflated' if compressible else 'random'}), "
           f"viteproxy_max_message_mb={limit_mb}: close {code} {reason!r} after "
           f"{took:.2f} s; proxy RSS {before // 1024} MiB before, peak {peak // 1024} MiB "
-          f"(+{(peak - before) // 1024} MiB)")
+          f"(+{(peak - before) // 1024} MiB); another client's slowest echo meanwhile "
+          f"{max(delays) * 1000:.0f} ms")
     assert code == 1009, (code, reason)
     assert "MESSAGE_TOO_BIG" in reason
     assert echoed is None

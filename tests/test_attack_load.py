@@ -32,7 +32,7 @@ async def _client(url: str, i: int, gate: asyncio.Semaphore) -> list[str]:
                 await ws.send(f"{i}:{n}")
 
         sender = asyncio.create_task(send())
-        got = [str(await asyncio.wait_for(ws.recv(), 60)) for _ in range(MESSAGES)]
+        got = [str(await ws.recv()) for _ in range(MESSAGES)]  # bounded by BUDGET as a whole
         await sender
     return got
 
