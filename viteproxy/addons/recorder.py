@@ -17,6 +17,7 @@ empty list breaks mitmproxy's dumper).
 from __future__ import annotations
 
 import ast
+import asyncio
 import atexit
 import json
 import logging
@@ -336,6 +337,23 @@ def _body(resp: http.Response) -> bytes | None:
 # ------------------------------------------------------------------------ addon
 
 
+async def _shutdown_when_idle(deadline_s: float = 2.0) -> None:
+    """Shut down once the connections in flight have had their answer (or after `deadline_s`).
+
+    Stopping at once would cut the 503 that tells a client why, and mitmproxy 11
+    prints a traceback for a connection cancelled while it closes.
+    """
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        try:
+            if not ctx.master.commands.call("proxyserver.active_connections"):
+                break
+        except Exception:  # noqa: BLE001 - no proxyserver (tests): nothing to wait for
+            break
+        await asyncio.sleep(0.05)
+    ctx.master.shutdown()
+
+
 def _exit_status_1() -> None:
     # After mitmproxy's orderly shutdown (its run() returns and mitmdump exits 0):
     # the status that says the proxy stopped because it could not record.
@@ -355,6 +373,7 @@ class Recorder:
         self._configured = False
         self._start_error = ""
         self.failed: Diagnosis | None = None  # the log could not be written: stopping
+        self._stopping: asyncio.Task[None] | None = None
 
     def load(self, loader: Any) -> None:
         loader.add_option("viteproxy_log", str, "viteproxy.jsonl",
@@ -449,7 +468,7 @@ class Recorder:
         sys.stderr.write(f"viteproxy: {self.failed.code}: {self.failed.summary}\n")
         sys.stderr.flush()
         atexit.register(_exit_status_1)
-        ctx.master.shutdown()
+        self._stopping = asyncio.get_running_loop().create_task(_shutdown_when_idle())
 
     def _refuse(self, flow: http.HTTPFlow) -> None:
         """Answer 503 RECORDER_CANNOT_WRITE instead of passing traffic the log cannot hold."""
