@@ -688,6 +688,138 @@ class ViteServer:
         self._out.close()
 
 
+@dataclass
+class RawSeen:
+    """One request head exactly as it reached a `RawRecorder`."""
+
+    backend: str
+    method: str
+    target: str
+    version: str
+    headers: list[tuple[str, str]]
+
+    def header(self, name: str) -> str | None:
+        values = [v for k, v in self.headers if k.lower() == name.lower()]
+        return ",".join(values) if values else None
+
+
+class RawRecorder:
+    """A backend that records each request head byte for byte and answers at once.
+
+    No HTTP library in between: what a proxy sent (request target as written,
+    header names, repeated headers) is what the test sees. Plain requests get
+    `200 ok` and the connection is closed; a WebSocket upgrade gets a valid
+    101 and is closed right after.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.seen: list[RawSeen] = []
+        self._lock = threading.Lock()
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(64)
+        self.port = self._sock.getsockname()[1]
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn: socket.socket) -> None:
+        import base64
+
+        with conn:
+            conn.settimeout(10)
+            data = b""
+            try:
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    data += chunk
+            except OSError:
+                return
+            head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+            method, target, version = (head[0].split(" ", 2) + ["", ""])[:3]
+            headers = [tuple(p.strip() for p in line.split(":", 1)) for line in head[1:] if ":" in line]
+            seen = RawSeen(self.name, method, target, version, headers)  # type: ignore[arg-type]
+            with self._lock:
+                self.seen.append(seen)
+            key = seen.header("sec-websocket-key")
+            if key and (seen.header("upgrade") or "").lower() == "websocket":
+                accept = base64.b64encode(hashlib.sha1(
+                    (key + "258EAFA5-E914-47DA-95CA-C5AB0DC11B11").encode()).digest()).decode()
+                reply = ("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                         f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n")
+                # A close frame (1000), so that both proxies end the connection now.
+                conn.sendall(reply.encode() + b"\x88\x02\x03\xe8")
+            else:
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n"
+                             b"Connection: close\r\n\r\n" + (b"" if method == "HEAD" else b"ok"))
+            try:
+                conn.shutdown(socket.SHUT_WR)
+                while conn.recv(65536):
+                    pass
+            except OSError:
+                pass
+
+    def take(self, marker: str) -> list[RawSeen]:
+        """The requests that carried `X-Case: marker`, removed from `seen`."""
+        with self._lock:
+            taken = [s for s in self.seen if s.header("x-case") == marker]
+            self.seen = [s for s in self.seen if s not in taken]
+            return taken
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+def raw_exchange(port: int, request: bytes, timeout: float = 5.0) -> bytes | None:
+    """Send raw bytes to 127.0.0.1:port; the reply until the peer closes (None: no reply in time).
+
+    An upgrade answered 101 is complete at the end of its head (the caller only
+    needs the status), a response with Content-Length once its body is in.
+    """
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(request)
+        data = b""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            s.settimeout(max(0.05, deadline - time.monotonic()))
+            try:
+                chunk = s.recv(65536)
+            except TimeoutError:
+                break
+            except OSError:
+                return data or b""
+            if not chunk:
+                return data
+            data += chunk
+            if b"\r\n\r\n" in data and _complete(data):
+                return data
+        return data or None
+
+
+def _complete(data: bytes) -> bool:
+    """A 101's head, or a response whose Content-Length worth of body is in."""
+    head, _, body = data.partition(b"\r\n\r\n")
+    if head.startswith(b"HTTP/1.1 101"):
+        return True
+    length = re.search(rb"\r\ncontent-length:\s*(\d+)", head, re.IGNORECASE)
+    return bool(length) and len(body) >= int(length.group(1))  # type: ignore[union-attr]
+
+
 class StreamBackend:
     """tests/stream_backend.py in its own process (so a test can SIGKILL it).
 

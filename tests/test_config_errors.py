@@ -311,7 +311,13 @@ WARNINGS = [
           /api: http://127.0.0.1:3001
           /api/v2: http://127.0.0.1:3002
     """),
-    ("UNSUPPORTED_OPTION", 4, "proxy./api.configure", """
+    ("UNSUPPORTED_OPTION", 4, "proxy./api.agent", """
+        proxy:
+          /api:
+            target: http://127.0.0.1:3001
+            agent: keepAlive
+    """),
+    ("JS_FUNCTION", 4, "proxy./api.configure", """
         proxy:
           /api:
             target: http://127.0.0.1:3001

@@ -8,11 +8,9 @@ import pytest
 
 from viteproxy.diagnosis import (
     classify_connect_error,
-    handshake_failed,
     listen_failed,
     localhost_mismatch,
     render,
-    subprotocol_mismatch,
 )
 
 
@@ -36,22 +34,6 @@ def test_localhost_mismatch_that_works_here_is_a_warning_naming_node() -> None:
                            rule="/api", upstream="http://localhost:5281/x", works_here=True)
     assert d.code == "LOCALHOST_IPV6_MISMATCH" and d.severity == "warning"
     assert "ECONNREFUSED [::1]:5281" in d.summary and "http://127.0.0.1:5281" in d.fix
-
-
-def test_handshake_codes_by_status() -> None:
-    common = dict(url="/ws/x", rewritten="/x", upstream_path="/x", origin="http://127.0.0.1:5280",
-                  host="127.0.0.1:5280", body_excerpt="nope", rule="/ws", upstream="http://b/x")
-    assert handshake_failed(404, change_origin=False, rewrite_ws_origin=False, **common).code == \
-        "HANDSHAKE_NOT_FOUND"
-    forbidden = handshake_failed(403, change_origin=True, rewrite_ws_origin=False, **common)
-    assert forbidden.code == "HANDSHAKE_FORBIDDEN_ORIGIN"
-    assert "rewriteWsOrigin" in forbidden.fix and "changeOrigin" not in forbidden.fix
-    assert handshake_failed(200, change_origin=True, rewrite_ws_origin=True, **common).status == 502
-
-
-def test_subprotocol_none_picked_when_offered() -> None:
-    d = subprotocol_mismatch(("graphql-ws",), None, rule="/gql", upstream=None)
-    assert d.code == "SUBPROTOCOL_MISMATCH" and "picked none" in d.summary
 
 
 def test_listen_failures() -> None:

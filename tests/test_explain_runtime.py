@@ -142,7 +142,9 @@ def test_saved_flows_carry_the_diagnosis(tmp_path: Path, backend: Backend, proxy
     for path, code in (("/down/x", "CONNECT_REFUSED"), ("/ws/x", "HANDSHAKE_NOT_FOUND")):
         fl = flows[path]
         assert fl.metadata["viteproxy"]["diagnosis"]["code"] == code
-        assert fl.comment.startswith(f"{code}: ") and fl.marked
+        rule = "/" + path.split("/")[1]
+        assert fl.comment.startswith(f"[{rule}] {code}") and fl.marked
+        assert fl.comment.splitlines()[1].startswith(f"{code}: ")
     # No response was invented for the failed connect: the flow keeps mitmproxy's error.
     assert flows["/down/x"].response is None and flows["/down/x"].error is not None
     # The flight recorder's line of each flow carries the same diagnosis (stop() flushed it).

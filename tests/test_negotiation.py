@@ -53,8 +53,32 @@ def test_injected_choice_without_client_offer_removes_the_header():
 
 
 def test_replaced_offer_is_repaired_to_the_clients_protocol():
-    out = negotiate(("graphql-ws",), ("graphql-transport-ws",), "graphql-transport-ws")
-    assert (out.action, out.client) == ("repair", "graphql-ws")
+    out = negotiate(("chat.v1",), ("chat.v2",), "chat.v2")
+    assert (out.action, out.client) == ("repair", "chat.v1")
+
+
+@pytest.mark.parametrize(("offered", "sent", "chosen"), [
+    # The case: a graphql-ws client, `subprotocols: [graphql-ws]` for a legacy server.
+    (("graphql-transport-ws",), ("graphql-transport-ws", "graphql-ws"), "graphql-ws"),
+    (("graphql-transport-ws",), ("graphql-ws",), "graphql-ws"),
+    (("graphql-ws",), ("graphql-transport-ws",), "graphql-transport-ws"),
+])
+def test_one_wire_protocol_is_never_presented_as_another(offered, sent, chosen):
+    out = negotiate(offered, sent, chosen)
+    assert out.action == "mismatch" and out.client == chosen  # the 101 goes on as the server sent it
+    assert out.diagnosis is not None and out.diagnosis.code == "SUBPROTOCOL_MISMATCH"
+    assert "different wire protocols" in out.diagnosis.summary
+    assert "subscriptions-transport-ws" in out.diagnosis.summary
+    # No advice may suggest the injection that caused it.
+    assert "remove" in out.diagnosis.fix and "add" not in out.diagnosis.fix.split("remove")[0]
+
+
+def test_nobody_offered_known_protocol_does_not_advise_adding_it():
+    out = negotiate(("graphql-transport-ws",), ("graphql-transport-ws",), "graphql-ws")
+    assert out.action == "mismatch" and out.diagnosis is not None
+    assert "would not help" in out.diagnosis.fix
+    plain = negotiate(("chat.v1",), ("chat.v1",), "chat.v2")
+    assert plain.diagnosis is not None and "add 'chat.v2'" in plain.diagnosis.fix
 
 
 def test_repair_off_reports_the_mismatch_the_client_will_see():
@@ -90,3 +114,12 @@ def test_unrepairable_answers_are_mismatches(offered, sent, chosen, words):
     # the 101 is left as the server sent it
     assert out.client == out.upstream == ((chosen or "").strip() or None)
     assert out.note.startswith("SUBPROTOCOL_MISMATCH: ")
+
+
+def test_legacy_graphql_client_answered_without_protocol_names_the_pair():
+    # Measured: a graphql-ws server answers 101 without Sec-WebSocket-Protocol to a client
+    # offering only 'graphql-ws'; Node ws then fails with "Server sent no subprotocol".
+    out = negotiate(("graphql-ws",), ("graphql-ws",), None)
+    assert out.action == "mismatch" and out.diagnosis is not None
+    assert "subscriptions-transport-ws client" in out.diagnosis.summary
+    assert "createClient" in out.diagnosis.fix

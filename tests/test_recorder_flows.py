@@ -82,14 +82,15 @@ def test_mitmweb_comments_and_marks(tmp_path: Path) -> None:
     failures = _flows("handshake_failures")
     _replay(failures, tmp_path / "a.jsonl")
     rejected = next(f for f in failures if f.response and f.response.status_code == 403)
-    # The diagnosis leads; the route line, with the outcome, stays the last line.
-    assert rejected.comment.startswith("HANDSHAKE_FORBIDDEN_ORIGIN:")
-    assert rejected.comment.splitlines()[-1] == (
-        rejected.comment.splitlines()[-1].split(" · ")[0] + " · rejected 403")
-    assert rejected.comment.splitlines()[-1].startswith("[/strict]")
+    # The first line is what mitmweb's flow list shows: the rule and the outcome;
+    # then the diagnosis and its fix; the route stays the last line.
+    lines = rejected.comment.splitlines()
+    assert lines[0] == "[/strict] HANDSHAKE_FORBIDDEN_ORIGIN · rejected 403"
+    assert lines[1].startswith("HANDSHAKE_FORBIDDEN_ORIGIN: ") and lines[2].startswith("Fix: ")
+    assert lines[-1].startswith("/strict/socket => http://127.0.0.1:")
     assert rejected.marked
     failed = next(f for f in failures if f.error and not f.response)
-    assert "[/down]" in failed.comment and "failed:" in failed.comment and failed.marked
+    assert failed.comment.startswith("[/down] CONNECT_REFUSED · failed: ") and failed.marked
 
     aborted = _flows("backend_abort")
     _replay(aborted, tmp_path / "b.jsonl")

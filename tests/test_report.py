@@ -136,3 +136,21 @@ def test_runs_as_a_module_from_another_directory(session_log: Path, tmp_path: Pa
                           env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert done.returncode == 1, done.stderr
     assert json.loads(done.stdout)["summary"]["websocket"] == 3
+
+
+@pytest.mark.parametrize(("offered", "chosen", "repair", "code"), [
+    ("chat", "chat.v2", None, "SUBPROTOCOL_MISMATCH"),  # nobody offered chat.v2
+    ("graphql-ws", None, None, "SUBPROTOCOL_MISMATCH"),  # offered, none chosen
+    ("chat", "chat", None, None),
+    ("chat", "chat", {"upstream": "echo.v1", "client": "chat"}, None),  # the proxy repaired it
+])
+def test_report_asks_negotiation_about_101s_logged_without_a_diagnosis(offered, chosen, repair, code) -> None:
+    # e.g. a flow file recorded by plain mitmproxy: the same decision as the proxy's.
+    from viteproxy.report import analyse
+
+    line = {"event": "ws_handshake", "id": "c1", "url": "/ws", "outcome": "upgraded", "status": 101,
+            "offered_subprotocols": offered, "subprotocol": chosen}
+    if repair:
+        line["subprotocol_repair"] = repair
+    (conn,) = analyse([line]).connections
+    assert (conn.diagnosis or {}).get("code") == code

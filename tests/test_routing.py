@@ -63,15 +63,17 @@ def test_http_first_match_wins(url, rule, port):
     assert (r.kind, r.rule_name, r.target.port) == ("http", rule, port)
 
 
-def test_regex_key_is_also_a_prefix_as_in_vite():
-    # Vite's doesProxyContextMatchUrl: `^` keys are tried as a regex OR a prefix.
+def test_regex_key_is_only_a_regex_as_in_vite_8():
+    # Vite 8.3's createProxyContextMatcher (dist/node/chunks/node.js): a `^` key is
+    # `new RegExp(key).test(url)` and nothing else; Vite 5's doesProxyContextMatchUrl
+    # also tried it as a prefix.
     config = cfg("""
         proxy:
           '^/only$': http://127.0.0.1:1
     """)
     assert go(config, "/only").rule_name == "^/only$"
     assert isinstance(route(config, "/only/more", {}, False), Miss)
-    assert go(config, "^/only$/x").rule_name == "^/only$"
+    assert isinstance(route(config, "^/only$/x", {}, False), Miss)
 
 
 def test_prefix_match_is_on_path_and_query_as_received():
@@ -331,3 +333,64 @@ def test_upgrade_detection_and_offered_subprotocols():
     assert not is_websocket_upgrade({"connection": "upgrade", "upgrade": "h2c"})
     assert offered_subprotocols({"sec-websocket-protocol": "a, b ,,c"}) == ("a", "b", "c")
     assert offered_subprotocols({}) == ()
+
+
+# ------------------------------------------------ setupOutgoing's order (http-proxy-3 1.23)
+# Each expectation was measured against a real Vite 8.3.8 in test_vite_differential.py.
+OUTGOING = cfg("""
+    proxy:
+      /wst: {target: 'ws://127.0.0.1:3002', rewriteWsOrigin: true}
+      /ws: {target: 'http://127.0.0.1:3001', ws: true, rewriteWsOrigin: true}
+      /pinned: {target: 'http://127.0.0.1:3003', changeOrigin: true, headers: {Host: pinned.test}}
+      /lower: {target: 'http://127.0.0.1:3003', changeOrigin: true, headers: {host: pinned.test}}
+      /auth: {target: 'http://127.0.0.1:3004', auth: 'user:pw'}
+      /xf: {target: 'http://127.0.0.1:3005', xfwd: true}
+      /plain: http://127.0.0.1:3006
+""")
+
+
+def outgoing(url: str, sent: dict[str, str], *, upgrade: bool = False, method: str = "GET") -> Headers:
+    r = go(OUTGOING, url, upgrade=upgrade)
+    h = Headers([(k.encode(), v.encode()) for k, v in sent.items()])
+    upstream_headers(r, h, original_host=sent.get("host", ""), client_ip="127.0.0.1",
+                     client_tls=False, listen_port=5280, method=method)
+    return h
+
+
+def test_ws_origin_is_rewritten_only_when_the_client_sent_one() -> None:
+    assert outgoing("/ws/x", {"host": "h:1", "origin": "http://h:1"}, upgrade=True)["origin"] == \
+        "http://127.0.0.1:3001"
+    assert "origin" not in outgoing("/ws/x", {"host": "h:1"}, upgrade=True)
+
+
+def test_ws_origin_keeps_the_ws_scheme_of_the_target() -> None:
+    assert outgoing("/wst/x", {"host": "h:1", "origin": "http://h:1"}, upgrade=True)["origin"] == \
+        "ws://127.0.0.1:3002"
+
+
+def test_a_rule_header_Host_beats_change_origin_but_host_does_not() -> None:
+    assert outgoing("/pinned/x", {"host": "h:1"})["host"] == "pinned.test"
+    assert outgoing("/lower/x", {"host": "h:1"})["host"] == "127.0.0.1:3003"
+
+
+def test_auth_replaces_the_clients_authorization() -> None:
+    assert outgoing("/auth/x", {"host": "h:1", "authorization": "Bearer t"})["authorization"] == \
+        "Basic dXNlcjpwdw=="
+
+
+def test_bodyless_delete_and_options_get_content_length_zero() -> None:
+    assert outgoing("/plain/x", {"host": "h:1"}, method="DELETE")["content-length"] == "0"
+    assert outgoing("/plain/x", {"host": "h:1"}, method="OPTIONS")["content-length"] == "0"
+    assert "content-length" not in outgoing("/plain/x", {"host": "h:1"}, method="GET")
+    assert "content-length" not in outgoing("/plain/x", {"host": "h:1", "transfer-encoding": "chunked"},
+                                            method="DELETE")
+
+
+def test_no_host_from_an_http10_client() -> None:
+    h = outgoing("/xf/a", {})
+    assert h["host"] == "127.0.0.1:3005"
+    assert (h["x-forwarded-port"], h["x-forwarded-host"]) == ("80", "")
+
+
+def test_xfwd_port_of_an_ipv6_host_is_its_port() -> None:
+    assert outgoing("/xf/a", {"host": "[::1]:5280"})["x-forwarded-port"] == "5280"

@@ -16,6 +16,10 @@ from mitmproxy.test import taddons, tflow
 
 from viteproxy.addons.router import Router
 from viteproxy.addons.subprotocols import Subprotocols
+from viteproxy.annotate import record_diagnosis
+from viteproxy.diagnosis import hmr_captured
+from viteproxy.flowmeta import meta
+from viteproxy.negotiation import negotiate
 
 RULES = """
 server: {port: 5280}
@@ -62,15 +66,20 @@ def test_repair_clears_a_mismatch_judged_on_the_unrepaired_101(addons):
     f = _handshake(router, sp, "chat")
     assert f.request.headers["sec-websocket-protocol"] == "chat, echo.v1"
     # what an earlier addon comparing the 101 with the client's own offer would store
-    f.metadata["viteproxy"]["diagnosis"] = {"code": "SUBPROTOCOL_MISMATCH"}
-    f.marked = ":warning:"
+    stale = negotiate(("chat",), ("chat",), "echo.v1", rule="/ws").diagnosis
+    assert stale is not None
+    record_diagnosis(f, stale)
+    assert f.marked
     _answer(sp, f, "echo.v1")
     assert f.response is not None
     assert f.response.headers["sec-websocket-protocol"] == "chat"
-    assert "diagnosis" not in f.metadata["viteproxy"]
+    assert "diagnosis" not in meta(f)
     assert not f.marked
-    assert f.comment.startswith("subprotocol repaired")
-    assert f.comment.endswith("\n[/ws] /ws/x => http://127.0.0.1:3001/ws/x")
+    assert f.comment.splitlines() == [
+        "[/ws] => http://127.0.0.1:3001/ws/x",
+        "subprotocol repaired: upstream chose 'echo.v1', client answered chat",
+        "/ws/x => http://127.0.0.1:3001/ws/x",
+    ]
 
 
 def test_a_mismatch_replaces_an_earlier_warning(addons):
@@ -78,11 +87,11 @@ def test_a_mismatch_replaces_an_earlier_warning(addons):
     # warning, a warning never replaces an error.
     router, sp = addons
     f = _handshake(router, sp, None)
-    f.metadata["viteproxy"]["diagnosis"] = {"code": "HMR_CAPTURED", "severity": "warning"}
+    record_diagnosis(f, hmr_captured("/ws", None))
     _answer(sp, f, "bogus")
-    assert f.metadata["viteproxy"]["diagnosis"]["code"] == "SUBPROTOCOL_MISMATCH"
+    assert meta(f)["diagnosis"]["code"] == "SUBPROTOCOL_MISMATCH"
     assert f.marked
-    assert "SUBPROTOCOL_MISMATCH" in f.comment
+    assert f.comment.startswith("[/ws] SUBPROTOCOL_MISMATCH\n")
     assert f.response is not None and f.response.headers["sec-websocket-protocol"] == "bogus"
 
 
@@ -92,7 +101,7 @@ def test_plain_http_and_non_101_answers_are_left_alone(addons):
     f.response = http.Response.make(403, b"no", {"sec-websocket-protocol": "echo.v1"})
     sp.responseheaders(f)
     assert f.response.headers["sec-websocket-protocol"] == "echo.v1"
-    assert "subprotocol_repair" not in f.metadata["viteproxy"]
+    assert "subprotocol_repair" not in meta(f)
     g = tflow.tflow()
     g.client_conn.proxy_mode = mode_specs.ProxyMode.parse("reverse:http://127.0.0.1:3001")
     g.request.path = "/ws/plain"

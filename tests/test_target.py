@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from viteproxy.target import Target, TargetError, join_path, parse_target
+from viteproxy.target import Target, TargetError, parse_target
 
 
 @pytest.mark.parametrize(
@@ -65,8 +65,8 @@ def test_url_for_joins_prefix_like_http_proxy(raw, request_path, upstream):
     assert parse_target(raw).url_for(request_path) == upstream
 
 
-def test_join_path_keeps_query_untouched():
-    assert join_path("/v1", "/a?next=/b//c") == "/v1/a?next=/b//c"
+def test_url_for_keeps_the_query_as_sent():
+    assert parse_target("http://127.0.0.1:1/v1").url_for("/a?next=/b//c") == "http://127.0.0.1:1/v1/a?next=/b//c"
 
 
 @pytest.mark.parametrize(
@@ -90,8 +90,7 @@ def test_join_path_keeps_query_untouched():
         (["http://127.0.0.1:1"], "TARGET_INVALID", "http://127.0.0.1:3000"),
         ("http://", "TARGET_INVALID", "http://127.0.0.1:3000"),
         ("http://user:pw@127.0.0.1:1", "TARGET_INVALID", None),
-        ("http://127.0.0.1:1/?x=1", "TARGET_INVALID", None),
-        ("http://127.0.0.1:1/#top", "TARGET_INVALID", None),
+        ("http://127.0.0.1:1/#top", "TARGET_INVALID", "http://127.0.0.1:1/"),
     ],
 )
 def test_bad_targets_have_a_code_and_a_fix(value, code, suggestion):
@@ -109,3 +108,12 @@ def test_port_as_path_says_which_port_it_really_uses():
     with pytest.raises(TargetError) as info:
         parse_target("https://localhost/8443")
     assert "port 443" in info.value.problem and "/8443" in info.value.problem
+
+
+def test_a_target_query_is_kept_and_merged_as_vite_merges_it():
+    # http-proxy-3's urlJoin (Vite 8): the target's query first, then the request's, with &.
+    t = parse_target("http://127.0.0.1:1/v1?key=1")
+    assert (t.path, t.search) == ("/v1", "?key=1")
+    assert t.url_for("/x?y=2") == "http://127.0.0.1:1/v1/x?key=1&y=2"
+    assert t.url_for("/x") == "http://127.0.0.1:1/v1/x?key=1"
+    assert parse_target("http://127.0.0.1:1?key=1").url_for("/a") == "http://127.0.0.1:1/a?key=1"

@@ -95,3 +95,81 @@ def test_doctor_names_a_silent_backend_as_the_proxy_does(tmp_path, silent, backe
     assert failed[("/stuck", "http")][0] == "BACKEND_TIMEOUT", failed
     assert "500 ms" in failed[("/stuck", "http")][1]
     assert failed[("/live", "ws")][0] == "HANDSHAKE_TIMEOUT", failed
+
+
+# ------------------------------------------------ the Timeouts addon, in process
+
+def _timeouts_run(tmp_path, body):
+    import asyncio
+
+    from mitmproxy.addons.proxyserver import Proxyserver
+    from mitmproxy.test import taddons
+
+    from viteproxy.addons.router import Router
+    from viteproxy.addons.timeouts import Timeouts
+
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("server: {port: 5280}\nproxy:\n"
+                     "  /slow: {target: 'http://127.0.0.1:3000', proxyTimeout: 50, timeout: 900}\n"
+                     "  /ws: {target: 'http://127.0.0.1:3000', ws: true}\n"
+                     "  /api: {target: 'http://127.0.0.1:3000'}\n")
+
+    async def main():
+        router = Router()
+        timeouts = Timeouts(router)
+        with taddons.context(Proxyserver(), router, timeouts) as tctx:
+            tctx.configure(router, viteproxy_rules=str(rules))
+            await body(router, timeouts, tctx)
+    asyncio.run(main())
+
+
+def _routed(router, path, upgrade=False):
+    from mitmproxy.proxy import mode_specs
+    from mitmproxy.test import tflow
+
+    f = tflow.tflow()
+    f.client_conn.proxy_mode = mode_specs.ProxyMode.parse("reverse:http://127.0.0.1:3000")
+    f.request.path = path
+    if upgrade:
+        f.request.headers.update({"connection": "Upgrade", "upgrade": "websocket", "sec-websocket-version": "13"})
+    router.requestheaders(f)
+    return f
+
+
+def test_limits_rule_first_then_options(tmp_path):
+    async def body(router, timeouts, tctx):
+        limit = timeouts.response_limit
+        assert limit(router.route_for(_routed(router, "/slow/x"))) == (0.05, "the rule's proxyTimeout")
+        assert limit(router.route_for(_routed(router, "/ws/x", upgrade=True))) == (
+            15.0, "viteproxy_handshake_timeout")
+        assert limit(router.route_for(_routed(router, "/api/x"))) is None  # long polls may take long
+        tctx.configure(timeouts, viteproxy_handshake_timeout="0")
+        assert limit(router.route_for(_routed(router, "/ws/x", upgrade=True))) is None
+        tctx.configure(timeouts, viteproxy_handshake_timeout="soon")  # logged, the last good value stays
+        assert timeouts.handshake_s == 0.0
+    _timeouts_run(tmp_path, body)
+
+
+def test_response_deadline_cancels_the_server_reader_and_says_so_once(tmp_path):
+    import asyncio
+
+    from mitmproxy.proxy.server_hooks import ServerConnectionHookData
+
+    async def body(router, timeouts, tctx):
+        f = _routed(router, "/slow/report")
+        timeouts.requestheaders(f)
+        data = ServerConnectionHookData(server=f.server_conn, client=f.client_conn)
+
+        async def reader():  # mitmproxy runs server_connected in the task that reads the connection
+            timeouts.server_connected(data)
+            await asyncio.sleep(30)
+
+        task = asyncio.create_task(reader())
+        await asyncio.sleep(0)
+        timeouts.request(f)
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 5)
+        expired = timeouts.expired(f)
+        assert expired is not None and (expired.kind, expired.seconds) == ("response", 0.05)
+        assert timeouts.expired(f) is None
+    _timeouts_run(tmp_path, body)

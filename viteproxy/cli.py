@@ -16,7 +16,7 @@ from pathlib import Path
 
 from . import __version__
 
-__all__ = ["main", "addon_path", "SUBCOMMANDS"]
+__all__ = ["main", "addon_path", "schema_path", "SUBCOMMANDS"]
 
 # name -> (module, one line for the help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -26,12 +26,18 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "import": ("viteproxy.importer", "write rules.yaml from a project's vite.config.* (needs Node and Vite)"),
     "demo": ("viteproxy.demo", "start three demo backends and the proxy on a rules file"),
     "addon-path": ("viteproxy.cli", "print the path of the script for `mitmdump -s` / `mitmweb -s`"),
+    "schema-path": ("viteproxy.cli", "print the path of rules.yaml's JSON Schema (for your editor)"),
 }
 
 
 def addon_path() -> Path:
     """The file `mitmdump -s` loads: the checkout's entry, or the installed package's."""
     return Path(__file__).resolve().with_name("mitmproxy_entry.py")
+
+
+def schema_path() -> Path:
+    """rules.yaml's JSON Schema, shipped in the package."""
+    return Path(__file__).resolve().with_name("rules.schema.json")
 
 
 def _usage() -> str:
@@ -52,8 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args and args[0] == "--version":
         print(__version__)
         return 0
-    if args and args[0] == "addon-path":
-        print(addon_path())
+    if args and args[0] in ("addon-path", "schema-path"):
+        print(addon_path() if args[0] == "addon-path" else schema_path())
         return 0
     name = args.pop(0) if args and args[0] in SUBCOMMANDS else "run"
     try:

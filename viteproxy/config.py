@@ -18,11 +18,14 @@ from typing import Any, Literal
 
 import yaml
 
-from .jsregex import compile_js, js_replacer
+from .codes import Code
+from .jsfunctions import function_hint, looks_like_function
+from .jsregex import MATCH_TIMEOUT, JSRegex, JSRegexError, compile_js, js_replacer, nested_quantifier
 from .target import Target, TargetError, parse_target
 
 __all__ = [
     "Bypass",
+    "Cors",
     "Config",
     "ConfigError",
     "Issue",
@@ -49,7 +52,7 @@ Severity = Literal["error", "warning"]
 class Issue:
     """One problem found in a rules file. `code` is stable; the wording is not."""
 
-    code: str
+    code: Code
     file: str
     line: int | None
     key: str
@@ -74,8 +77,11 @@ class Issue:
 class ConfigError(Exception):
     """A rules file that cannot be used. Holds every problem found, errors and warnings."""
 
-    def __init__(self, issues: list[Issue]):
+    def __init__(self, issues: list[Issue], partial: Config | None = None):
         self.issues = tuple(issues)
+        # What could be read despite the errors (the server section, the rules
+        # without errors): doctor still checks those, so one run shows all problems.
+        self.partial = partial
         super().__init__(str(self))
 
     @property
@@ -90,9 +96,9 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True)
 class Rewrite:
-    pattern: re.Pattern[str]
+    pattern: JSRegex
     replacement: str
-    replace: Callable[[re.Match[str]], str] = field(compare=False, repr=False)
+    replace: Callable[[Any], str] = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -112,7 +118,7 @@ class Bypass:
     """
 
     subprotocols: tuple[str, ...] = ()
-    headers: tuple[tuple[str, re.Pattern[str]], ...] = ()
+    headers: tuple[tuple[str, JSRegex], ...] = ()
 
     def matches(self, headers: Any, offered: tuple[str, ...]) -> bool:
         if self.subprotocols and any(p in self.subprotocols for p in offered):
@@ -139,7 +145,10 @@ class Rule:
     proxy_timeout_ms: float | None = None
     subprotocols: Subprotocols | None = None
     bypass: Bypass | None = None
-    regex: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+    auth: str | None = None  # "user:password": Basic credentials sent to the backend
+    prepend_path: bool = True  # prependPath: the target's path goes in front
+    ignore_path: bool = False  # ignorePath: the request's path is dropped
+    regex: JSRegex | None = field(default=None, compare=False, repr=False)
 
     @property
     def ws_enabled(self) -> bool:
@@ -147,13 +156,19 @@ class Rule:
         return self.ws or self.target.scheme in ("ws", "wss")
 
     def matches(self, url: str) -> bool:
-        """Vite's doesProxyContextMatchUrl: a `^` key is also tried as a plain prefix."""
-        if self.regex is not None and self.regex.search(url):
-            return True
+        """Vite 8's createProxyContextMatcher: a `^` key is a regex, any other a prefix.
+
+        Raises RegexTimeout when the key's regex runs too long on `url`.
+        """
+        if self.regex is not None:
+            return self.regex.search(url) is not None
         return url.startswith(self.key)
 
     def rewrite(self, url: str) -> str:
-        """Apply the first rewrite whose pattern matches (http-proxy-middleware's pathRewrite)."""
+        """Apply the first rewrite whose pattern matches (http-proxy-middleware's pathRewrite).
+
+        Raises RegexTimeout when a pattern runs too long on `url`.
+        """
         for rw in self.rewrites:
             if rw.pattern.search(url):
                 return rw.pattern.sub(rw.replace, url, count=1)
@@ -161,9 +176,37 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class Cors:
+    """`server.cors` as Vite's dev server applies it (the `cors` package) before its proxy.
+
+    `any`: `cors: true`, every response says `Access-Control-Allow-Origin: *`.
+    Otherwise an Origin is allowed when it is one of `origins`, matches one of
+    `patterns`, or `reflect` is set (`origin: true`); an allowed Origin is echoed.
+    """
+
+    any: bool = False
+    reflect: bool = False
+    origins: tuple[str, ...] = ()
+    patterns: tuple[JSRegex, ...] = ()
+
+
+# Vite 8's defaultAllowedOrigins (dist/node/chunks/node.js): http(s) on localhost,
+# its subdomains, 127.0.0.1 and [::1], any port.
+DEFAULT_CORS_ORIGINS = r"^https?:\/\/(?:(?:[^:]+\.)?localhost|127\.0\.0\.1|\[::1\])(?::\d+)?$"
+
+
+def default_cors() -> Cors:
+    return Cors(patterns=(compile_js(DEFAULT_CORS_ORIGINS),))
+
+
+@dataclass(frozen=True)
 class Server:
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
+    # server.allowedHosts: None is `true` (any Host); names beyond Vite's own
+    # defaults (localhost, *.localhost, IP addresses), `.example.com` = domain + subdomains.
+    allowed_hosts: tuple[str, ...] | None = ()
+    cors: Cors | None = field(default_factory=default_cors)  # None: `cors: false`
 
 
 @dataclass(frozen=True)
@@ -191,18 +234,49 @@ RULE_KEYS: dict[str, str] = {
     "proxyTimeout": "milliseconds, e.g. 30000",
     "subprotocols": "a list of protocols, or {mode: append|replace, values: [...]}",
     "bypass": "{subprotocols: [vite-hmr]} or {headers: {Accept: 'text/html'}}",
+    "auth": "'user:password' (Basic credentials for the backend)",
+    "prependPath": "true or false",
+    "ignorePath": "true or false",
 }
-# Options of Vite / http-proxy that have no YAML meaning or are not implemented:
-# copying them from a vite.config must not be fatal.
-UNSUPPORTED_RULE_KEYS = {
-    "configure", "router", "agent", "forward", "ssl", "toProxy", "prependPath", "ignorePath",
-    "localAddress", "autoRewrite", "hostRewrite", "protocolRewrite", "cookieDomainRewrite",
-    "cookiePathRewrite", "followRedirects", "selfHandleResponse", "buffer",
-    "preserveHeaderKeyCase", "auth", "logLevel", "logger", "onProxyReq", "onProxyRes",
-    "onError", "onProxyReqWs", "onOpen", "onClose", "method", "proxyTimeoutMs",
+# Options of Vite / http-proxy-3 that have no YAML meaning or are not implemented:
+# copying them from a vite.config must not be fatal, and each says what to do instead.
+UNSUPPORTED_RULE_KEYS: dict[str, str] = {
+    "configure": "a JavaScript hook; viteproxy's flows are in mitmweb and the JSONL log",
+    "router": "write one rule per backend instead",
+    "agent": "viteproxy opens its own connections; nothing to set",
+    "forward": "not supported: add a second rule for the other backend",
+    "ssl": "the proxy listens on plain HTTP; use mitmproxy's own TLS options for HTTPS",
+    "toProxy": "not supported: viteproxy is not chained behind another proxy",
+    "localAddress": "not supported: connections leave from the default address",
+    "autoRewrite": "not supported: redirects are passed on as the backend sent them",
+    "hostRewrite": "not supported: redirects are passed on as the backend sent them",
+    "protocolRewrite": "not supported: redirects are passed on as the backend sent them",
+    "cookieDomainRewrite": "not supported: cookies are passed on as the backend sent them",
+    "cookiePathRewrite": "not supported: cookies are passed on as the backend sent them",
+    "followRedirects": "not supported: the browser follows redirects itself",
+    "selfHandleResponse": "a JavaScript hook; not supported",
+    "buffer": "a JavaScript stream; not supported",
+    "preserveHeaderKeyCase": "header names are passed on as the client wrote them",
+    "logLevel": "use mitmdump's -v / --set termlog_verbosity",
+    "logger": "use mitmdump's -v / --set termlog_verbosity",
+    "onProxyReq": "a JavaScript hook: use 'headers' for request headers",
+    "onProxyRes": "a JavaScript hook; not supported",
+    "onError": "a JavaScript hook: viteproxy answers errors with a diagnosis",
+    "onProxyReqWs": "a JavaScript hook: use 'headers', 'rewriteWsOrigin' or 'subprotocols'",
+    "onOpen": "a JavaScript hook; WebSocket events are in the JSONL log",
+    "onClose": "a JavaScript hook; WebSocket events are in the JSONL log",
+    "method": "not supported: the client's method is sent",
+    "proxyTimeoutMs": "write proxyTimeout (milliseconds)",
+    "fetch": "not supported: requests are sent by the proxy itself",
+    "fetchOptions": "not supported: requests are sent by the proxy itself",
+    "ca": "not supported: set 'secure: false' for a self-signed dev backend",
 }
 TOP_KEYS = {"server": "host and port", "proxy": "the rules", "fallback": "a target URL"}
-SERVER_KEYS = {"host": "an address such as 127.0.0.1", "port": "a port number"}
+SERVER_KEYS = {"host": "an address such as 127.0.0.1", "port": "a port number",
+               "allowedHosts": "true, or a list of host names such as ['.example.test']",
+               "cors": "true, false, or {origin: 'http://localhost:3000'}"}
+SUBPROTOCOLS_KEYS = {"mode": "append or replace", "values": "a list of protocols"}
+BYPASS_KEYS = {"subprotocols": "a list of protocols", "headers": "a mapping of header name to regex"}
 
 _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _PROTOCOL_TOKEN = _HEADER_NAME
@@ -221,7 +295,7 @@ class _Reader:
         self.issues: list[Issue] = []
         self._constructor = yaml.SafeLoader("")
 
-    def issue(self, code: str, node: yaml.Node | None, key: str, message: str,
+    def issue(self, code: Code, node: yaml.Node | None, key: str, message: str,
               hint: str | None = None, severity: Severity = "error") -> None:
         line = node.start_mark.line + 1 if node is not None else None
         self.issues.append(Issue(code, self.file, line, key, message, hint, severity))
@@ -232,7 +306,7 @@ class _Reader:
     def mapping(self, node: yaml.Node, key: str, expected: str) -> Iterator[tuple[str, yaml.Node, yaml.Node]]:
         """Yield (key, key_node, value_node); report a non-mapping and duplicate keys."""
         if not isinstance(node, yaml.MappingNode):
-            self.issue("INVALID_TYPE", node, key, f"expected {expected}, got {self._kind(node)}")
+            self.issue(Code.INVALID_TYPE, node, key, f"expected {expected}, got {self._kind(node)}")
             return
         seen: dict[str, yaml.Node] = {}
         for k_node, v_node in node.value:
@@ -241,7 +315,7 @@ class _Reader:
                 k = str(k)
             if k in seen:
                 self.issue(
-                    "DUPLICATE_KEY", k_node, f"{key}.{k}" if key else k,
+                    Code.DUPLICATE_KEY, k_node, f"{key}.{k}" if key else k,
                     f"key repeated (first at line {seen[k].start_mark.line + 1}); "
                     "YAML keeps only the last one",
                 )
@@ -256,7 +330,7 @@ class _Reader:
             close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
             guess = close[0] if close else None
         hint = f"did you mean {guess!r}?" if guess else f"known keys: {', '.join(known)}"
-        self.issue("UNKNOWN_KEY", node, key, f"unknown key {name!r}", hint)
+        self.issue(Code.UNKNOWN_KEY, node, key, f"unknown key {name!r}", hint)
 
     @staticmethod
     def _kind(node: yaml.Node) -> str:
@@ -275,13 +349,13 @@ class _Reader:
         hint = None
         if isinstance(v, str) and v.lower() in ("true", "false", "yes", "no", "on", "off"):
             hint = f"write {'true' if v.lower() in ('true', 'yes', 'on') else 'false'} without quotes"
-        self.issue("INVALID_TYPE", node, key, f"expected true or false, got {v!r}", hint)
+        self.issue(Code.INVALID_TYPE, node, key, f"expected true or false, got {v!r}", hint)
         return None
 
     def milliseconds(self, node: yaml.Node, key: str) -> float | None:
         v = self.value(node)
         if isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v < float("inf"):
-            self.issue("INVALID_TIMEOUT", node, key,
+            self.issue(Code.INVALID_TIMEOUT, node, key,
                        f"expected a positive number of milliseconds, got {v!r}",
                        "e.g. timeout: 30000 (30 s), as in Vite")
             return None
@@ -295,7 +369,7 @@ def parse_config(text: str, file: str = "rules.yaml") -> Config:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except RecursionError:
         # PyYAML's parser recurses once per nesting level.
-        r.issues.append(Issue("YAML_SYNTAX", file, _too_deep_line(text), "", "YAML nested too deeply to read",
+        r.issues.append(Issue(Code.YAML_SYNTAX, file, _too_deep_line(text), "", "YAML nested too deeply to read",
                               "rules.yaml needs only a few levels: proxy -> rule -> option"))
         raise ConfigError(r.issues) from None
     except yaml.YAMLError as e:
@@ -307,14 +381,15 @@ def parse_config(text: str, file: str = "rules.yaml") -> Config:
             # The parser notices late: say where the unfinished construct began.
             context += f" that starts at line {context_mark.line + 1}"
         message = f"YAML syntax error: {problem}" + (f" ({context})" if context else "")
+        r.issues += _pasted_functions(text, file)
         r.issues.append(Issue(
-            "YAML_SYNTAX", file, mark.line + 1 if mark else None, "", message,
+            Code.YAML_SYNTAX, file, mark.line + 1 if mark else None, "", message,
             "check indentation and quoting; keys with ^ or : need quotes, e.g. '^/api'",
         ))
         raise ConfigError(r.issues) from None
 
     if root is None:
-        r.issues.append(Issue("EMPTY_CONFIG", file, None, "", "the file is empty",
+        r.issues.append(Issue(Code.EMPTY_CONFIG, file, None, "", "the file is empty",
                               f"add proxy rules, e.g. {EXAMPLE_RULE}"))
         raise ConfigError(r.issues)
 
@@ -322,7 +397,7 @@ def parse_config(text: str, file: str = "rules.yaml") -> Config:
     # reader below (and `<<:` merging) expands it.
     bomb = _alias_bomb(root, MAX_EXPANDED_NODES)
     if bomb is not None:
-        r.issue("YAML_ALIAS_LIMIT", bomb, "",
+        r.issue(Code.YAML_ALIAS_LIMIT, bomb, "",
                 f"anchors and aliases (&name / *name) here expand to more than "
                 f"{MAX_EXPANDED_NODES:,} values",
                 "write the values out; a rules file needs aliases only to share a rule's options")
@@ -356,15 +431,46 @@ def parse_config(text: str, file: str = "rules.yaml") -> Config:
 
     nothing = not has_proxy or (not rules and not any(i.severity == "error" for i in r.issues))
     if nothing and not has_fallback and isinstance(root, yaml.MappingNode):
-        r.issue("NO_RULES", root, "proxy", "no 'proxy:' rules and no fallback: nothing to route",
+        r.issue(Code.NO_RULES, root, "proxy", "no 'proxy:' rules and no fallback: nothing to route",
                 f"add e.g. {EXAMPLE_RULE}")
 
     for w in _lint(rules, server, file):
         r.issues.append(w)
 
     if any(i.severity == "error" for i in r.issues):
-        raise ConfigError(r.issues)
+        raise ConfigError(r.issues, partial=Config(file, server, tuple(rules), fallback, tuple(r.issues)))
     return Config(file, server, tuple(rules), fallback, tuple(r.issues))
+
+
+_OPTION_LINE = re.compile(r"""^\s*['"]?([A-Za-z_$][\w$]*)['"]?\s*(:?)\s*(.*)$""", re.S)
+_METHOD_LINE = re.compile(r"^\s*[A-Za-z_$][\w$]*\s*\([^)]*\)\s*\{")
+
+
+def _pasted_functions(text: str, file: str) -> list[Issue]:
+    """JavaScript functions pasted from a vite.config, which YAML cannot read: one issue each."""
+    out = []
+    lines = text.splitlines()
+    n = 0
+    while n < len(lines):
+        line = lines[n]
+        n += 1
+        if not (looks_like_function(line) or _METHOD_LINE.match(line)):
+            continue
+        first = n
+        # A function body over several lines: up to the line that balances its braces.
+        source = line
+        while source.count("{") > source.count("}") and n < len(lines):
+            source += "\n" + lines[n]
+            n += 1
+        m = _OPTION_LINE.match(source)
+        name = m.group(1) if m else ""
+        if m and m.group(2):  # `rewrite: (path) => ...`: the value after the colon
+            source = m.group(3)
+        source = source.strip().rstrip(",").strip()
+        out.append(Issue(Code.JS_FUNCTION, file, first, name,
+                         "a JavaScript function: rules.yaml is data, so functions must be translated",
+                         function_hint(name, source)))
+    return out
 
 
 def _too_deep_line(text: str, limit: int = 100) -> int | None:
@@ -430,11 +536,11 @@ def _check_values(r: _Reader, root: yaml.Node) -> None:
                 r.value(node)
         except (yaml.YAMLError, ValueError, TypeError, OverflowError) as e:
             problem = getattr(e, "problem", None) or str(e)
-            r.issue("YAML_TAG", node, "", f"cannot read this {node.tag} value: {problem}",
+            r.issue(Code.YAML_TAG, node, "", f"cannot read this {node.tag} value: {problem}",
                     "rules.yaml is plain data: write the value itself, without a YAML tag")
             continue
         if not known:
-            r.issue("YAML_TAG", node, "", f"unsupported YAML tag {node.tag!r}",
+            r.issue(Code.YAML_TAG, node, "", f"unsupported YAML tag {node.tag!r}",
                     "rules.yaml is plain data: write the value itself, without a YAML tag")
             continue
         if isinstance(node, yaml.MappingNode):
@@ -452,23 +558,25 @@ def load_config(path: str | Path) -> Config:
             data = f.read(MAX_FILE_BYTES + 1)
         if len(data) > MAX_FILE_BYTES:
             raise ConfigError([Issue(
-                "CONFIG_TOO_LARGE", str(p), None, "",
+                Code.CONFIG_TOO_LARGE, str(p), None, "",
                 f"the file is larger than {MAX_FILE_BYTES // 1024} KiB: not a rules file",
                 "check viteproxy_rules names your rules.yaml (a rules file is a few KiB)",
             )])
         text = data.decode("utf-8")
     except FileNotFoundError:
         raise ConfigError([Issue(
-            "FILE_NOT_FOUND", str(p), None, "", "no such file",
+            Code.FILE_NOT_FOUND, str(p), None, "", "no such file",
             "run from the folder that holds rules.yaml, or set viteproxy_rules=PATH",
         )]) from None
     except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError([Issue("FILE_UNREADABLE", str(p), None, "", f"cannot read it: {e}")]) from None
+        raise ConfigError([Issue(Code.FILE_UNREADABLE, str(p), None, "", f"cannot read it: {e}")]) from None
     return parse_config(text, str(path))
 
 
 def _server(r: _Reader, node: yaml.Node) -> Server:
     host, port = DEFAULT_HOST, DEFAULT_PORT
+    allowed: tuple[str, ...] | None = ()
+    cors: Cors | None = default_cors()
     for name, k_node, v_node in r.mapping(node, "server", "a mapping with host and port"):
         key = f"server.{name}"
         v = r.value(v_node)
@@ -478,25 +586,68 @@ def _server(r: _Reader, node: yaml.Node) -> Server:
             elif isinstance(v, str) and v.strip() and " " not in v.strip():
                 host = v.strip().strip("[]")
             else:
-                r.issue("INVALID_HOST", v_node, key, f"expected an address, got {v!r}",
+                r.issue(Code.INVALID_HOST, v_node, key, f"expected an address, got {v!r}",
                         "e.g. host: 127.0.0.1")
                 continue
             if host in ("0.0.0.0", "::"):
                 r.issue(
-                    "EXPOSED_LISTEN", v_node, key,
+                    Code.EXPOSED_LISTEN, v_node, key,
                     f"listening on {host} exposes the proxy, and every backend behind it, "
                     "to your network", "use 127.0.0.1 unless another device must connect",
                     "warning",
                 )
         elif name == "port":
             if isinstance(v, bool) or not isinstance(v, int) or not 0 < v < 65536:
-                r.issue("INVALID_PORT", v_node, key, f"expected a port from 1 to 65535, got {v!r}",
+                r.issue(Code.INVALID_PORT, v_node, key, f"expected a port from 1 to 65535, got {v!r}",
                         f"e.g. port: {DEFAULT_PORT}")
             else:
                 port = v
+        elif name == "allowedHosts":
+            if v is True:
+                allowed = None
+            elif isinstance(v, list) and all(isinstance(h, str) and h.strip() for h in v):
+                allowed = tuple(h.strip().lower() for h in v)
+            else:
+                r.issue(Code.INVALID_TYPE, v_node, key, f"expected true or a list of host names, got {v!r}",
+                        "e.g. allowedHosts: ['.example.test', 'devbox.lan'], as in Vite")
+        elif name == "cors":
+            cors = _cors(r, v_node, key)
         else:
             r.unknown(k_node, key, name, SERVER_KEYS)
-    return Server(host, port)
+    return Server(host, port, allowed, cors)
+
+
+def _cors(r: _Reader, node: yaml.Node, key: str) -> Cors | None:
+    v = r.value(node)
+    if v is False:
+        return None
+    if v is True:
+        return Cors(any=True)
+    if not isinstance(v, dict) or set(v) != {"origin"}:
+        r.issue(Code.INVALID_TYPE, node, key, f"expected true, false or {{origin: ...}}, got {v!r}",
+                "e.g. cors: {origin: ['http://localhost:3000', '^https://.*\\.example\\.test$']}")
+        return default_cors()
+    origin = v["origin"]
+    if origin is True:
+        return Cors(reflect=True)
+    if origin == "*":
+        return Cors(any=True)
+    values = origin if isinstance(origin, list) else [origin]
+    origins: list[str] = []
+    patterns: list[JSRegex] = []
+    for item in values:
+        if not isinstance(item, str) or not item:
+            r.issue(Code.INVALID_TYPE, node, f"{key}.origin", f"expected origins as text, got {item!r}",
+                    "e.g. origin: 'http://localhost:3000', or a regex starting with ^")
+            continue
+        if item.startswith("^"):
+            try:
+                patterns.append(compile_js(item))
+            except JSRegexError as e:
+                r.issue(Code.INVALID_REGEX, node, f"{key}.origin", f"not a valid regex: {e}")
+        else:
+            origins.append(item)
+    return Cors(origins=tuple(origins), patterns=tuple(patterns))
 
 
 def _target(r: _Reader, node: yaml.Node, key: str, rule: bool = False) -> Target | None:
@@ -510,10 +661,11 @@ def _target(r: _Reader, node: yaml.Node, key: str, rule: bool = False) -> Target
     if rule and target.scheme in ("ws", "wss"):
         fixed = target.raw.replace(f"{target.scheme}://", f"{target.http_scheme}://", 1)
         r.issue(
-            "WS_TARGET_FOR_HTTP", node, key if key.endswith(".target") else f"{key}.target",
+            Code.WS_TARGET_FOR_HTTP, node, key if key.endswith(".target") else f"{key}.target",
             f"a {target.scheme}:// target also receives the plain HTTP requests this rule "
-            "matches (Socket.IO polling, health checks); under Vite those fail. viteproxy sends "
-            f"them over {target.http_scheme}://, but write it that way",
+            f"matches (Socket.IO polling, health checks): viteproxy sends them over "
+            f"{target.http_scheme}://, as Vite 8.3 (http-proxy-3 1.23) does; Vites on the older "
+            "node-http-proxy failed them, so write it that way if the config must work there too",
             f"target: {fixed!r} with ws: true", "warning",
         )
     return target
@@ -538,17 +690,17 @@ def _rule(r: _Reader, index: int, key: str, k_node: yaml.Node, v_node: yaml.Node
     if key.startswith("^"):
         try:
             regex = compile_js(key)
-        except re.error as e:
-            r.issue("INVALID_REGEX", k_node, where, f"rule key is not a valid regex: {e}",
+        except JSRegexError as e:
+            r.issue(Code.INVALID_REGEX, k_node, where, f"rule key is not a valid regex: {e}",
                     "escape special characters, e.g. '^/api/v\\d+'")
             ok = False
     elif not key.startswith("/"):
-        r.issue("RULE_NEVER_MATCHES", k_node, where,
+        r.issue(Code.RULE_NEVER_MATCHES, k_node, where,
                 "a prefix key must start with '/': request paths always do",
                 f"did you mean '/{key}'?", severity="warning")
 
     if isinstance(v_node, yaml.ScalarNode) and v_node.tag.endswith(":null"):
-        r.issue("MISSING_TARGET", k_node, where, "rule has no target",
+        r.issue(Code.MISSING_TARGET, k_node, where, "rule has no target",
                 f"write {key!r}: 'http://127.0.0.1:3000' or {key!r}: {{target: ...}}")
         return None
     # Vite's string shorthand: '/foo': 'http://x' means {target, changeOrigin: true}.
@@ -563,11 +715,21 @@ def _rule(r: _Reader, index: int, key: str, k_node: yaml.Node, v_node: yaml.Node
     target_seen = False
     for name, ok_node, ov_node in r.mapping(v_node, where, "a target URL or a mapping of options"):
         okey = f"{where}.{name}"
+        source = ov_node.value if isinstance(ov_node, yaml.ScalarNode) else None
+        if isinstance(source, str) and looks_like_function(source):
+            dropped = name in UNSUPPORTED_RULE_KEYS
+            r.issue(Code.JS_FUNCTION, ov_node, okey,
+                    "a JavaScript function: rules.yaml is data, so functions must be translated"
+                    + (" (this option is ignored)" if dropped else ""),
+                    function_hint(name, source), severity="warning" if dropped else "error")
+            ok = ok and dropped
+            continue
         if name == "target":
             target_seen = True
             target = _target(r, ov_node, okey, rule=True)
             ok = ok and target is not None
-        elif name in ("changeOrigin", "rewriteWsOrigin", "ws", "xfwd", "secure"):
+        elif name in ("changeOrigin", "rewriteWsOrigin", "ws", "xfwd", "secure", "prependPath",
+                      "ignorePath"):
             b = r.boolean(ov_node, okey)
             ok = ok and b is not None
             opts[name] = b
@@ -577,7 +739,7 @@ def _rule(r: _Reader, index: int, key: str, k_node: yaml.Node, v_node: yaml.Node
             opts[name] = ms
         elif name in ("rewrite", "pathRewrite"):
             if "rewrites" in opts:
-                r.issue("DUPLICATE_KEY", ok_node, okey, "both 'rewrite' and 'pathRewrite' given",
+                r.issue(Code.DUPLICATE_KEY, ok_node, okey, "both 'rewrite' and 'pathRewrite' given",
                         "keep one: they are the same option")
                 ok = False
                 continue
@@ -592,20 +754,27 @@ def _rule(r: _Reader, index: int, key: str, k_node: yaml.Node, v_node: yaml.Node
             sp = _subprotocols(r, ov_node, okey)
             ok = ok and sp is not None
             opts["subprotocols"] = sp
+        elif name == "auth":
+            auth = r.value(ov_node)
+            if not isinstance(auth, str) or ":" not in auth or "\n" in auth or "\r" in auth:
+                r.issue(Code.INVALID_TYPE, ov_node, okey, f"expected 'user:password', got {auth!r}",
+                        "e.g. auth: 'admin:secret' (sent as Authorization: Basic ...)")
+                ok = False
+            opts["auth"] = auth
         elif name == "bypass":
             bp = _bypass(r, ov_node, okey)
             ok = ok and bp is not None
             opts["bypass"] = bp
         elif name in UNSUPPORTED_RULE_KEYS:
-            r.issue("UNSUPPORTED_OPTION", ok_node, okey,
+            r.issue(Code.UNSUPPORTED_OPTION, ok_node, okey,
                     f"{name!r} is a JavaScript-only or unsupported option and is ignored",
-                    severity="warning")
+                    UNSUPPORTED_RULE_KEYS[name], severity="warning")
         else:
             r.unknown(ok_node, okey, name, RULE_KEYS)
             ok = False
 
     if not target_seen and isinstance(v_node, yaml.MappingNode):
-        r.issue("MISSING_TARGET", k_node, where, "rule has no target",
+        r.issue(Code.MISSING_TARGET, k_node, where, "rule has no target",
                 f"add target, e.g. {key!r}: {{target: 'http://127.0.0.1:3000'}}")
         return None
     if not ok or target is None:
@@ -623,6 +792,9 @@ def _rule(r: _Reader, index: int, key: str, k_node: yaml.Node, v_node: yaml.Node
         proxy_timeout_ms=opts.get("proxyTimeout"),
         subprotocols=opts.get("subprotocols"),
         bypass=opts.get("bypass"),
+        auth=opts.get("auth"),
+        prepend_path=opts.get("prependPath") is not False,
+        ignore_path=opts.get("ignorePath") or False,
         regex=regex,
     )
 
@@ -636,21 +808,21 @@ def _rewrites(r: _Reader, node: yaml.Node, key: str) -> tuple[Rewrite, ...] | No
         if repl is None:
             repl = ""
         if not isinstance(repl, str):
-            r.issue("INVALID_TYPE", v_node, rkey, f"replacement must be a string, got {repl!r}",
+            r.issue(Code.INVALID_TYPE, v_node, rkey, f"replacement must be a string, got {repl!r}",
                     "e.g. '^/api': ''")
             ok = False
             continue
         try:
             compiled = compile_js(pattern)
-        except re.error as e:
-            r.issue("INVALID_REGEX", k_node, rkey, f"not a valid regex: {e}",
+        except JSRegexError as e:
+            r.issue(Code.INVALID_REGEX, k_node, rkey, f"not a valid regex: {e}",
                     "e.g. '^/api' (quote it in YAML)")
             ok = False
             continue
         try:
             replacer = js_replacer(repl)
         except ValueError as e:
-            r.issue("INVALID_REWRITE", v_node, rkey, str(e), "use $1, $<name> or $&")
+            r.issue(Code.INVALID_REWRITE, v_node, rkey, str(e), "use $1, $<name> or $&")
             ok = False
             continue
         out.append(Rewrite(compiled, repl, replacer))
@@ -664,14 +836,14 @@ def _headers(r: _Reader, node: yaml.Node, key: str) -> tuple[tuple[str, str], ..
         v = r.value(v_node)
         hkey = f"{key}.{name}"
         if not _HEADER_NAME.match(name):
-            r.issue("INVALID_HEADER", k_node, hkey, f"{name!r} is not a valid header name")
+            r.issue(Code.INVALID_HEADER, k_node, hkey, f"{name!r} is not a valid header name")
             ok = False
         elif isinstance(v, bool) or v is None or isinstance(v, dict | list):
-            r.issue("INVALID_HEADER", v_node, hkey, f"header value must be text, got {v!r}",
+            r.issue(Code.INVALID_HEADER, v_node, hkey, f"header value must be text, got {v!r}",
                     f"quote it, e.g. {name}: 'value'")
             ok = False
         elif "\r" in str(v) or "\n" in str(v):
-            r.issue("INVALID_HEADER", v_node, hkey, "header value must not contain a line break")
+            r.issue(Code.INVALID_HEADER, v_node, hkey, "header value must not contain a line break")
             ok = False
         else:
             out.append((name, str(v)))
@@ -683,12 +855,12 @@ def _token_list(r: _Reader, node: yaml.Node, key: str) -> tuple[str, ...] | None
     if isinstance(v, str):
         v = [p.strip() for p in v.split(",")]
     if not isinstance(v, list) or not v:
-        r.issue("INVALID_TYPE", node, key, f"expected a list of protocol names, got {v!r}",
+        r.issue(Code.INVALID_TYPE, node, key, f"expected a list of protocol names, got {v!r}",
                 "e.g. [graphql-ws]")
         return None
     bad = [p for p in v if not isinstance(p, str) or not _PROTOCOL_TOKEN.match(p)]
     if bad:
-        r.issue("INVALID_SUBPROTOCOL", node, key, f"not valid protocol names: {bad!r}",
+        r.issue(Code.INVALID_SUBPROTOCOL, node, key, f"not valid protocol names: {bad!r}",
                 "protocol names are HTTP tokens: letters, digits and !#$%&'*+-.^_`|~")
         return None
     return tuple(v)
@@ -705,25 +877,24 @@ def _subprotocols(r: _Reader, node: yaml.Node, key: str) -> Subprotocols | None:
         if name == "mode":
             mode = r.value(v_node)
             if mode not in ("append", "replace"):
-                r.issue("INVALID_TYPE", v_node, f"{key}.mode", f"expected append or replace, got {mode!r}")
+                r.issue(Code.INVALID_TYPE, v_node, f"{key}.mode", f"expected append or replace, got {mode!r}")
                 ok = False
         elif name == "values":
             values = _token_list(r, v_node, f"{key}.values")
             ok = ok and values is not None
         else:
-            r.unknown(k_node, f"{key}.{name}", name, {"mode": "", "values": ""})
+            r.unknown(k_node, f"{key}.{name}", name, SUBPROTOCOLS_KEYS)
             ok = False
     if values is None and ok:
-        r.issue("INVALID_TYPE", node, key, "subprotocols needs values", "e.g. {mode: append, values: [chat]}")
+        r.issue(Code.INVALID_TYPE, node, key, "subprotocols needs values", "e.g. {mode: append, values: [chat]}")
         ok = False
     return Subprotocols(mode, values) if ok and values else None  # type: ignore[arg-type]
 
 
 def _bypass(r: _Reader, node: yaml.Node, key: str) -> Bypass | None:
     subprotocols: tuple[str, ...] = ()
-    headers: list[tuple[str, re.Pattern[str]]] = []
+    headers: list[tuple[str, JSRegex]] = []
     ok = True
-    known = {"subprotocols": "", "headers": ""}
     for name, k_node, v_node in r.mapping(node, key, "a mapping with subprotocols and/or headers"):
         if name == "subprotocols":
             sp = _token_list(r, v_node, f"{key}.subprotocols")
@@ -734,14 +905,14 @@ def _bypass(r: _Reader, node: yaml.Node, key: str) -> Bypass | None:
                 pat = r.value(hv_node)
                 try:
                     headers.append((hname, compile_js(str(pat))))
-                except re.error as e:
-                    r.issue("INVALID_REGEX", hv_node, f"{key}.headers.{hname}", f"not a valid regex: {e}")
+                except JSRegexError as e:
+                    r.issue(Code.INVALID_REGEX, hv_node, f"{key}.headers.{hname}", f"not a valid regex: {e}")
                     ok = False
         else:
-            r.unknown(k_node, f"{key}.{name}", name, known)
+            r.unknown(k_node, f"{key}.{name}", name, BYPASS_KEYS)
             ok = False
     if ok and not subprotocols and not headers:
-        r.issue("INVALID_TYPE", node, key, "bypass needs subprotocols or headers",
+        r.issue(Code.INVALID_TYPE, node, key, "bypass needs subprotocols or headers",
                 "e.g. bypass: {subprotocols: [vite-hmr, vite-ping]}")
         ok = False
     return Bypass(subprotocols, tuple(headers)) if ok else None
@@ -760,19 +931,32 @@ def _lint(rules: list[Rule], server: Server, file: str) -> Iterator[Issue]:
             rule.bypass and any(p in rule.bypass.subprotocols for p in HMR_PROTOCOLS))
         if hmr_taken:
             yield Issue(
-                "HMR_CAPTURED", file, rule.line, where,
+                Code.HMR_CAPTURED, file, rule.line, where,
                 "this ws rule matches every path, so it also takes Vite's own HMR socket "
                 "(subprotocol vite-hmr): the page stops hot-reloading and the backend sees "
                 "frames it cannot parse",
                 "add bypass: {subprotocols: [vite-hmr, vite-ping]}, or narrow the key", "warning",
             )
+        patterns = [(where, rule.regex.source)] if rule.regex is not None else []
+        patterns += [(f"{where}.rewrite.{rw.pattern.source}", rw.pattern.source) for rw in rule.rewrites]
+        for key, source in patterns:
+            nested = nested_quantifier(source)
+            if nested:
+                yield Issue(
+                    Code.REGEX_NESTED_QUANTIFIER, file, rule.line, key,
+                    f"{nested!r} repeats a part that is itself repeated: on a path that almost "
+                    f"matches, this takes exponential time (the proxy stops a match after "
+                    f"{MATCH_TIMEOUT * 1000:.0f} ms and answers REGEX_TIMEOUT)",
+                    "repeat once, e.g. '(a+)+' -> 'a+', '(\\d+/)*' is fine only if its parts cannot overlap",
+                    "warning",
+                )
     for i, later in enumerate(rules):
         for earlier in rules[:i]:
             if earlier.regex is None and later.key.startswith(earlier.key) and (
                 earlier.ws_enabled or not later.ws_enabled
             ) and earlier.bypass is None:
                 yield Issue(
-                    "RULE_SHADOWED", file, later.line, f"proxy.{later.key}",
+                    Code.RULE_SHADOWED, file, later.line, f"proxy.{later.key}",
                     f"never used: the earlier rule {earlier.key!r} (line {earlier.line}) matches "
                     "every request this one would",
                     f"move {later.key!r} above {earlier.key!r}", "warning",

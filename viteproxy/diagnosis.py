@@ -12,20 +12,21 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from .codes import Code
 from .routing import Miss
 
 __all__ = [
     "response_timeout",
     "Diagnosis", "backend_closed_abnormally", "classify_connect_error", "connect_refused",
-    "connect_timeout", "dns_failure", "from_issue", "handshake_failed", "hmr_captured",
+    "connect_timeout", "dns_failure", "from_issue", "hmr_captured",
     "idle_timeout", "listen_failed", "listen_peer_taken", "localhost_mismatch", "no_rule",
-    "render", "socketio_polling_only", "subprotocol_mismatch", "tls_failed", "upstream_error",
+    "regex_timeout", "render", "socketio_polling_only", "tls_failed", "upstream_error",
 ]
 
 
 @dataclass(frozen=True)
 class Diagnosis:
-    code: str
+    code: Code
     status: int
     summary: str
     fix: str
@@ -47,13 +48,26 @@ class Diagnosis:
         return f"{self.code}: {self.summary} Fix: {self.fix}"
 
 
+def regex_timeout(source: str, url: str, timeout_s: float, rule: str | None) -> Diagnosis:
+    """A rule key or rewrite whose regex ran past its time limit on this URL."""
+    return Diagnosis(
+        Code.REGEX_TIMEOUT, 500,
+        f"The regex {source!r} ran longer than {timeout_s * 1000:.0f} ms on {url} and was "
+        "stopped: it backtracks catastrophically on this input. Other requests were not held up.",
+        "rewrite the pattern so that no repeated part can match the same text in two ways "
+        "(e.g. '(a+)+' -> 'a+', '(a|a)+' -> 'a+'); the config lint names nested quantifiers "
+        "(REGEX_NESTED_QUANTIFIER).",
+        rule=rule, facts=(("regex", source), ("url", url)),
+    )
+
+
 def no_rule(miss: Miss) -> Diagnosis:
     """An unmatched request or upgrade, with the rules that were tried."""
     tried = tuple((f"rule {i + 1}", _describe(r)) for i, r in enumerate(miss.tried))
     if miss.bypassed and not miss.near:
         rule = miss.bypassed[0]
         return Diagnosis(
-            "NO_WS_RULE" if miss.kind == "ws" else "NO_RULE", 502 if miss.kind == "ws" else 404,
+            Code.NO_WS_RULE if miss.kind == "ws" else Code.NO_RULE, 502 if miss.kind == "ws" else 404,
             f"{miss.url} matched the rule {rule.key!r}, but its bypass let it fall through to the "
             "fallback, and there is no fallback.",
             "set 'fallback:' to your dev server (bypassed requests go there), e.g. fallback: "
@@ -64,14 +78,14 @@ def no_rule(miss: Miss) -> Diagnosis:
         if miss.near:
             names = ", ".join(repr(r.key) for r in miss.near)
             return Diagnosis(
-                "NO_WS_RULE", 502,
+                Code.NO_WS_RULE, 502,
                 f"WebSocket upgrade for {miss.url} matched {names}, but that rule does not proxy "
                 "WebSockets, so no backend was asked (under Vite this handshake hangs forever).",
                 f"add 'ws: true' to the rule {miss.near[0].key!r} in rules.yaml.",
                 rule=miss.near[0].key, facts=tried,
             )
         return Diagnosis(
-            "NO_WS_RULE", 502,
+            Code.NO_WS_RULE, 502,
             f"WebSocket upgrade for {miss.url} matched no rule with ws: true, and there is no "
             "fallback, so no backend was asked (under Vite this handshake hangs forever).",
             "add a rule whose key is a prefix of this path with 'ws: true', "
@@ -79,7 +93,7 @@ def no_rule(miss: Miss) -> Diagnosis:
             facts=tried,
         )
     return Diagnosis(
-        "NO_RULE", 404,
+        Code.NO_RULE, 404,
         f"{miss.url} matched none of the {len(miss.tried)} rules and there is no fallback.",
         "add a rule whose key is a prefix of this path, or set 'fallback:' to your dev server, "
         "e.g. fallback: 'http://127.0.0.1:5173'.",
@@ -111,7 +125,7 @@ def connect_refused(host: str, port: int, tried: list[str], *, rule: str | None,
                     upstream: str | None) -> Diagnosis:
     where = ", ".join(tried) if tried else f"{host}:{port}"
     return Diagnosis(
-        "CONNECT_REFUSED", 502,
+        Code.CONNECT_REFUSED, 502,
         f"Nothing accepts connections on {where}: the backend is not running, or listens on "
         "another port or address.",
         f"start the backend on port {port}, or point the rule's target at the port it listens on "
@@ -128,13 +142,13 @@ def localhost_mismatch(host: str, port: int, resolved: list[str], listening: lis
     literal = listening[0].rsplit(":", 1)[0] if listening else "127.0.0.1"
     if works_here:
         summary = (f"{host} resolves to {', '.join(resolved)} but the backend listens on {on} only. "
-                   f"This proxy fell back to {on}, but Vite (Node) tries {first} and fails with "
-                   f"ECONNREFUSED {first}.")
+                   f"This proxy fell back to {on}, and so does Vite on Node 20+ (autoSelectFamily); "
+                   f"Vite on Node 17-19 tries {first} only and fails with ECONNREFUSED {first}.")
     else:
         summary = (f"{host} resolves to {', '.join(resolved) or 'nothing'} here, where nothing "
                    f"listens, but the backend listens on {on}.")
     return Diagnosis(
-        "LOCALHOST_IPV6_MISMATCH", 502, summary,
+        Code.LOCALHOST_IPV6_MISMATCH, 502, summary,
         f"write the address the backend listens on in the target, e.g. "
         f"'http://{literal}:{port}', instead of '{host}' (or make the backend listen on both "
         "::1 and 127.0.0.1).",
@@ -146,7 +160,7 @@ def localhost_mismatch(host: str, port: int, resolved: list[str], listening: lis
 
 def dns_failure(host: str, error: str, *, rule: str | None, upstream: str | None) -> Diagnosis:
     return Diagnosis(
-        "DNS_FAILURE", 502,
+        Code.DNS_FAILURE, 502,
         f"The target host {host!r} does not resolve to any address.",
         "check the host name in the rule's target for typos; for a local backend write "
         "'127.0.0.1' rather than a name.",
@@ -157,7 +171,7 @@ def dns_failure(host: str, error: str, *, rule: str | None, upstream: str | None
 def connect_timeout(host: str, port: int, timeout_ms: float, source: str, *, rule: str | None,
                     upstream: str | None) -> Diagnosis:
     return Diagnosis(
-        "CONNECT_TIMEOUT", 504,
+        Code.CONNECT_TIMEOUT, 504,
         f"Connecting to {host}:{port} did not complete within {timeout_ms:g} ms: packets to it are "
         "dropped (a firewall, a host that is down, or a backend too busy to accept).",
         "check that the backend accepts connections (curl -v its URL), or raise the rule's "
@@ -173,7 +187,7 @@ def response_timeout(kind: str, timeout_ms: float, source: str, *, fallback: boo
     if kind == "ws":
         if fallback:
             return Diagnosis(
-                "HANDSHAKE_TIMEOUT", 504,
+                Code.HANDSHAKE_TIMEOUT, 504,
                 f"The fallback did not answer this WebSocket handshake within {timeout_ms:g} ms. No rule "
                 "with ws: true matched it, so it went to the fallback, and a dev server answers only the "
                 "upgrades it owns (Vite: its HMR socket) and leaves the others hanging.",
@@ -182,7 +196,7 @@ def response_timeout(kind: str, timeout_ms: float, source: str, *, fallback: boo
                 rule=rule, upstream=upstream, facts=facts,
             )
         return Diagnosis(
-            "HANDSHAKE_TIMEOUT", 504,
+            Code.HANDSHAKE_TIMEOUT, 504,
             f"The backend accepted the connection but did not answer the WebSocket handshake within "
             f"{timeout_ms:g} ms: it does not serve WebSockets at this path, or it is stuck.",
             "check the rewritten path and that the backend handles upgrades there; raise the rule's "
@@ -190,7 +204,7 @@ def response_timeout(kind: str, timeout_ms: float, source: str, *, fallback: boo
             rule=rule, upstream=upstream, facts=facts,
         )
     return Diagnosis(
-        "BACKEND_TIMEOUT", 504,
+        Code.BACKEND_TIMEOUT, 504,
         f"The backend accepted the connection but sent no response within {timeout_ms:g} ms.",
         "find out why the backend is slow or stuck (its log, a debugger), or raise the rule's "
         "'proxyTimeout'.",
@@ -203,7 +217,7 @@ def tls_failed(host: str, port: int, error: str, *, secure: bool, rule: str | No
     verify = any(s in error.lower() for s in ("certificate", "verify", "self-signed", "self signed"))
     if verify and secure:
         return Diagnosis(
-            "TLS_VERIFY_FAILED", 502,
+            Code.TLS_VERIFY_FAILED, 502,
             f"The backend's TLS certificate at {host}:{port} is not trusted (self-signed, expired "
             "or for another name), and the rule verifies it (secure is true by default).",
             "for a local backend with a self-signed certificate add 'secure: false' to the rule; "
@@ -211,7 +225,7 @@ def tls_failed(host: str, port: int, error: str, *, secure: bool, rule: str | No
             rule=rule, upstream=upstream, facts=(("tls error", error),),
         )
     return Diagnosis(
-        "TLS_HANDSHAKE_FAILED", 502,
+        Code.TLS_HANDSHAKE_FAILED, 502,
         f"The TLS handshake with {host}:{port} failed: is it really an https/wss backend?",
         "use an http:// target for a backend that does not speak TLS.",
         rule=rule, upstream=upstream, facts=(("tls error", error),),
@@ -220,82 +234,18 @@ def tls_failed(host: str, port: int, error: str, *, secure: bool, rule: str | No
 
 def upstream_error(error: str, *, rule: str | None, upstream: str | None) -> Diagnosis:
     return Diagnosis(
-        "UPSTREAM_ERROR", 502,
+        Code.UPSTREAM_ERROR, 502,
         f"The backend connection failed before a response arrived: {error}.",
         "look at the backend's own log for this request.",
         rule=rule, upstream=upstream, facts=(("error", error),),
     )
 
 
-# ------------------------------------------------------------- handshakes
-
-def handshake_failed(status: int, *, url: str, rewritten: str, upstream_path: str,
-                     origin: str | None, host: str | None, change_origin: bool,
-                     rewrite_ws_origin: bool, body_excerpt: str, rule: str | None,
-                     upstream: str | None) -> Diagnosis:
-    """A WebSocket handshake the backend answered with something other than 101."""
-    facts: list[tuple[str, str]] = [("status", str(status))]
-    if status == 404:
-        facts += [("path in", url), ("rewritten", rewritten), ("path sent", upstream_path)]
-        if body_excerpt:
-            facts.append(("backend said", body_excerpt))
-        return Diagnosis(
-            "HANDSHAKE_NOT_FOUND", 404,
-            f"The backend has no WebSocket endpoint at {upstream_path} (the browser asked for "
-            f"{url}): the rule's rewrite or the target's path strips or doubles a prefix.",
-            "compare 'path sent' with the path the backend serves; adjust the rule's rewrite "
-            "(e.g. rewrite: {'^/ws': ''} to strip /ws) or the path in its target.",
-            rule=rule, upstream=upstream, facts=tuple(facts),
-        )
-    if status == 403:
-        facts += [("Origin sent", origin or "(none)"), ("Host sent", host or "(none)")]
-        if body_excerpt:
-            facts.append(("backend said", body_excerpt))
-        missing = [n for n, on in (("changeOrigin: true", change_origin),
-                                   ("rewriteWsOrigin: true", rewrite_ws_origin)) if not on]
-        fix = (f"add {' and '.join(missing)} to the rule, so that Host and Origin name the backend"
-               if missing else "the backend rejects even its own origin: allow the Origin in the "
-               "backend's CORS/origin check (Spring setAllowedOrigins, gorilla CheckOrigin, "
-               "Socket.IO cors.origin)")
-        return Diagnosis(
-            "HANDSHAKE_FORBIDDEN_ORIGIN", 403,
-            "The backend refused the WebSocket handshake with 403, as origin checks do when the "
-            "Origin does not match the Host or an allow-list.",
-            fix + ".", rule=rule, upstream=upstream, facts=tuple(facts),
-        )
-    if body_excerpt:
-        facts.append(("backend said", body_excerpt))
-    return Diagnosis(
-        "HANDSHAKE_REJECTED", status if 400 <= status < 600 else 502,
-        f"The backend answered the WebSocket handshake with {status} instead of 101 Switching "
-        "Protocols.",
-        "check that the path is the backend's WebSocket endpoint and what it requires "
-        "(authentication headers, a subprotocol); the backend's answer is below.",
-        rule=rule, upstream=upstream, facts=tuple(facts),
-    )
-
-
-def subprotocol_mismatch(offered: tuple[str, ...], chosen: str | None, *, rule: str | None,
-                         upstream: str | None) -> Diagnosis:
-    if chosen:
-        summary = (f"The backend picked the subprotocol {chosen!r}, which the client did not offer "
-                   f"({', '.join(offered) or 'none'}): browsers abort such a connection (1006).")
-    else:
-        summary = (f"The client offered {', '.join(offered)} but the backend picked none: Chrome "
-                   "aborts such a connection.")
-    return Diagnosis(
-        "SUBPROTOCOL_MISMATCH", 502, summary,
-        "make the client offer the protocol the backend speaks (new WebSocket(url, ['"
-        f"{chosen or 'proto'}'])), or configure the backend to accept one the client offers; "
-        "a rule's 'subprotocols:' can add one to the upstream handshake.",
-        rule=rule, upstream=upstream,
-        facts=(("offered", ", ".join(offered) or "(none)"), ("chosen", chosen or "(none)")),
-    )
-
+# ------------------------------------------------------------- warnings
 
 def hmr_captured(rule: str, upstream: str | None) -> Diagnosis:
     return Diagnosis(
-        "HMR_CAPTURED", 200,
+        Code.HMR_CAPTURED, 200,
         f"Vite's own HMR socket (subprotocol vite-hmr) was taken by the ws rule {rule!r}: the "
         "page stops hot-reloading and the backend sees frames it cannot parse "
         "(\"Invalid frame header\", \"RSV1 must be clear\").",
@@ -306,7 +256,7 @@ def hmr_captured(rule: str, upstream: str | None) -> Diagnosis:
 
 def socketio_polling_only(url: str, rule: str | None, upstream: str | None) -> Diagnosis:
     return Diagnosis(
-        "SOCKETIO_POLLING_ONLY", 200,
+        Code.SOCKETIO_POLLING_ONLY, 200,
         f"Socket.IO polls {url}, but no rule with ws: true matches it, so its upgrade to "
         "WebSocket will fail and it stays on slow long-polling.",
         f"add 'ws: true' to the rule {rule!r}." if rule else
@@ -319,7 +269,7 @@ def socketio_polling_only(url: str, rule: str | None, upstream: str | None) -> D
 
 def backend_closed_abnormally(*, messages: int, rule: str | None, upstream: str | None) -> Diagnosis:
     return Diagnosis(
-        "BACKEND_CLOSED_ABNORMALLY", 502,
+        Code.BACKEND_CLOSED_ABNORMALLY, 502,
         "The backend dropped the WebSocket's TCP connection without a close frame (1006): it "
         "crashed, restarted, or killed the connection.",
         "look at the backend's log at the time of the close; the client should reconnect.",
@@ -330,7 +280,7 @@ def backend_closed_abnormally(*, messages: int, rule: str | None, upstream: str 
 def idle_timeout(idle_s: float, timeout_s: float, source: str, *, rule: str | None,
                  upstream: str | None) -> Diagnosis:
     return Diagnosis(
-        "IDLE_TIMEOUT", 504,
+        Code.IDLE_TIMEOUT, 504,
         f"The connection was closed by the proxy after {idle_s:.0f} s without traffic "
         f"(the limit is {timeout_s:g} s, {source}).",
         "send WebSocket pings or application heartbeats more often than that, or raise the "
@@ -346,13 +296,13 @@ def listen_failed(host: str, port: int, error: str, holder: str | None,
     shown = f"[{host}]" if ":" in host else host
     if "permission denied" in error.lower() or "errno 13" in error.lower():
         return Diagnosis(
-            "PRIVILEGED_PORT", 0,
+            Code.PRIVILEGED_PORT, 0,
             f"Cannot listen on {shown}:{port}: ports below {unprivileged_start} need root.",
             "use a port from 1024 up in rules.yaml (server.port), e.g. 5280.",
             facts=(("error", error),),
         )
     return Diagnosis(
-        "LISTEN_PORT_IN_USE", 0,
+        Code.LISTEN_PORT_IN_USE, 0,
         f"Cannot listen on {shown}:{port}: another program holds it"
         + (f" ({holder})." if holder else "."),
         f"stop that program, or set another server.port in rules.yaml (find it: ss -ltnp | grep :{port}).",
@@ -362,7 +312,7 @@ def listen_failed(host: str, port: int, error: str, holder: str | None,
 
 def listen_peer_taken(host: str, port: int, other: str, holder: str | None) -> Diagnosis:
     return Diagnosis(
-        "LISTEN_PORT_IN_USE", 0,
+        Code.LISTEN_PORT_IN_USE, 0,
         f"Port {port} is held on {other} by another program"
         + (f" ({holder})" if holder else "")
         + f" while this proxy listens on {host}: a browser opening http://localhost:{port}/ may "

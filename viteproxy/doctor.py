@@ -7,9 +7,13 @@ request to the rewritten path → a WebSocket handshake at the rewritten path
 send) → the same request through the running proxy, when one listens. Then
 the listen address: taken (on either family), privileged, exposed.
 
-Codes are the proxy's own (diagnosis.py), so a failure reads the same here,
-in the proxy's response and in the log. Only the standard library is used to
-talk to backends: the probes need exact control of Host and Origin.
+The conclusions are the proxy's own: the same pure judges decide
+(upstream.judge_upstream_failure, handshake.judge_handshake,
+negotiation.negotiate, wsend.judge_ws_end), so a failure reads the same here,
+in the proxy's response and in the log. A rule with a config error does not
+hide the layers that do not depend on it (the listen address, the other rules).
+Only the standard library talks to backends: the probes need exact control of
+Host and Origin.
 """
 
 from __future__ import annotations
@@ -25,22 +29,29 @@ import sys
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from .codes import Code
 from .config import RULE_KEYS, UNSUPPORTED_RULE_KEYS, Config, ConfigError, Rule, load_config
 from .diagnosis import (
     Diagnosis,
-    connect_refused,
-    connect_timeout,
     dns_failure,
-    handshake_failed,
     listen_failed,
     listen_peer_taken,
     localhost_mismatch,
-    response_timeout,
-    subprotocol_mismatch,
-    tls_failed,
-    upstream_error,
 )
-from .netcheck import fmt_addr, other_loopback, port_holder, resolve, tcp_probe, unprivileged_port_start
+from .handshake import BODY_EXCERPT, HandshakeFacts, engineio_version_mismatch, judge_handshake
+from .negotiation import negotiate, upstream_offer
+from .netcheck import (
+    WsProbe,
+    fmt_addr,
+    other_loopback,
+    port_holder,
+    resolve,
+    tcp_probe,
+    unprivileged_port_start,
+    ws_probe,
+)
+from .upstream import UpstreamFailure, judge_upstream_failure, other_family_to_probe
+from .wsend import WsEnd, judge_ws_end
 
 __all__ = ["Check", "main", "run_checks"]
 
@@ -52,8 +63,8 @@ WS_PATH_HINTS = ("/ws", "websocket", "/socket", "/hmr", "/cable", "/hub", "/grap
 class Check:
     rule: str
     layer: str
-    status: str  # ok | error | warning | skip
-    code: str | None
+    status: str  # ok | error | warning | note (a fact worth knowing, not a problem) | skip
+    code: Code | str | None  # str: a code named by a proxy of another version
     detail: str
     fix: str = ""
 
@@ -78,11 +89,22 @@ class RuleDoctor:
             "the rule's timeout" if rule.timeout_ms else "doctor --timeout")
         self.proxy_up = proxy_up
         self.checks: list[Check] = []
-        t = rule.target
         self.sample = rule.key if rule.regex is None else None
-        self.rewritten = rule.rewrite(self.sample) if self.sample is not None else ""
-        self.upstream_path = t.url_for(self.rewritten).split(t.hostport, 1)[1] if self.sample else ""
-        self.where = {"rule": rule.key, "upstream": t.url_for(self.rewritten) if self.sample else t.raw}
+        self.ws_sample = self.sample
+        if self.sample is not None and "socket.io" in self.sample.lower():
+            # Engine.IO answers only its own handshake: a bare /socket.io is dropped
+            # without a response by the Node server. Ask as socket.io-client does.
+            base = self.sample.rstrip("/") + "/"
+            self.sample = base + "?EIO=4&transport=polling"
+            self.ws_sample = base + "?EIO=4&transport=websocket"
+        self.set_sample(self.sample)
+        self.ws_inconclusive = False
+
+    def set_sample(self, sample: str | None) -> None:
+        t = self.rule.target
+        self.rewritten = self.rule.rewrite(sample) if sample is not None else ""
+        self.upstream_path = t.url_for(self.rewritten).split(t.hostport, 1)[1] if sample else ""
+        self.where = {"rule": self.rule.key, "upstream": t.url_for(self.rewritten) if sample else t.raw}
 
     def add(self, check: Check) -> None:
         self.checks.append(check)
@@ -119,13 +141,13 @@ class RuleDoctor:
         lowered = key.lower()
         if not self.rule.ws_enabled and "socket.io" in lowered:
             self.checks.append(Check(
-                key, "config", "warning", "SOCKETIO_POLLING_ONLY",
+                key, "config", "warning", Code.SOCKETIO_POLLING_ONLY,
                 "a /socket.io rule without ws: true: Socket.IO's upgrade to WebSocket fails and it "
                 "stays on long-polling", f"add 'ws: true' to the rule {key!r}"))
             found = True
         elif not self.rule.ws_enabled and any(h in lowered for h in WS_PATH_HINTS):
             self.checks.append(Check(
-                key, "config", "warning", "NO_WS_RULE",
+                key, "config", "warning", Code.NO_WS_RULE,
                 "the key looks like a WebSocket path but the rule has no ws: true, so upgrades "
                 "to it match no ws rule", f"add 'ws: true' to the rule {key!r} if it serves WebSockets"))
             found = True
@@ -149,8 +171,7 @@ class RuleDoctor:
         results = {a: tcp_probe(a, t.port, self.timeout_s) for a in addresses}
         tried = [fmt_addr(a, t.port) for a in addresses]
         ok = [a for a, r in results.items() if r is None]
-        local = t.is_localhost_name
-        if ok and ok[0] != addresses[0] and local:
+        if ok and ok[0] != addresses[0] and t.is_localhost_name:
             self.checks.append(_from(self.rule.key, "tcp", localhost_mismatch(
                 t.host, t.port, tried, [fmt_addr(a, t.port) for a in ok], works_here=True,
                 **self.where)))
@@ -159,17 +180,21 @@ class RuleDoctor:
             self.checks.append(Check(self.rule.key, "tcp", "ok", None,
                                      "accepts on " + ", ".join(fmt_addr(a, t.port) for a in ok)))
             return
-        if local:
-            # Each loopback family explicitly: the backend may sit on the one localhost skips.
-            for other in ("127.0.0.1", "::1"):
-                if other not in addresses and tcp_probe(other, t.port, self.timeout_s) is None:
-                    self.add(_from(self.rule.key, "tcp", localhost_mismatch(
-                        t.host, t.port, tried, [fmt_addr(other, t.port)], works_here=False,
-                        **self.where)))
-        if any(r == "timeout" for r in results.values()):
-            self.add(_from(self.rule.key, "tcp", connect_timeout(
-                t.host, t.port, self.timeout_s * 1000, self.timeout_source, **self.where)))
-        self.add(_from(self.rule.key, "tcp", connect_refused(t.host, t.port, tried, **self.where)))
+        # The same facts the proxy's connect gives, judged by the same function.
+        timed_out = any(r == "timeout" for r in results.values())
+        error = "; ".join(f"[Errno 111] Connect call failed ('{a}', {t.port})" if r == "refused" else str(r)
+                          for a, r in results.items())
+        other = None
+        if not timed_out:
+            for address in other_family_to_probe(t.host, t.port, error):
+                if address not in addresses and tcp_probe(address, t.port, self.timeout_s) is None:
+                    other = fmt_addr(address, t.port)
+                    break
+        failure = UpstreamFailure(
+            kind="ws" if self.rule.ws_enabled else "http", host=t.host, port=t.port, error=error,
+            connect_timeout=(self.timeout_s, self.timeout_source) if timed_out else None,
+            connect_failed=True, secure=self.rule.secure, other_family=other)
+        self.add(_from(self.rule.key, "tcp", judge_upstream_failure(failure, **self.where)))
 
     def _headers(self, upgrade: bool) -> dict[str, str]:
         r, t, s = self.rule, self.rule.target, self.config.server
@@ -196,18 +221,19 @@ class RuleDoctor:
         try:
             conn.request("GET", path, headers=headers)
             return conn.getresponse()
-        except ssl.SSLError as e:
-            self.add(_from(self.rule.key, layer, tls_failed(
-                host, port, str(e), secure=self.rule.secure, **self.where)))
-        except TimeoutError:
-            # Connected (the tcp layer passed) but no answer: the proxy names this
-            # BACKEND_TIMEOUT / HANDSHAKE_TIMEOUT, so doctor must too.
-            self.add(_from(self.rule.key, layer, response_timeout(
-                "ws" if layer == "ws" else "http", self.timeout_s * 1000, self.timeout_source,
-                fallback=False, **self.where)))
         except OSError as e:
-            self.add(_from(self.rule.key, layer, upstream_error(str(e), **self.where)))
+            self.add(_from(self.rule.key, layer, self._failure("ws" if layer == "ws" else "http", e)))
         raise _Stop
+
+    def _failure(self, kind: str, e: OSError) -> Diagnosis:
+        """A probe that got no answer, judged as the proxy judges a request that got none."""
+        t = self.rule.target
+        return judge_upstream_failure(UpstreamFailure(
+            kind=kind, host=t.host, port=t.port, error=str(e), secure=self.rule.secure,
+            tls_error=str(e) if isinstance(e, ssl.SSLError) else None,
+            # Connected (the tcp layer passed) but no answer: BACKEND_TIMEOUT / HANDSHAKE_TIMEOUT.
+            response_timeout=(self.timeout_s, self.timeout_source) if isinstance(e, TimeoutError) else None,
+        ), **self.where)
 
     def http(self) -> None:
         t = self.rule.target
@@ -217,34 +243,122 @@ class RuleDoctor:
         self.checks.append(Check(self.rule.key, "http", "ok", None,
                                  f"GET {self.upstream_path} -> {resp.status}"))
 
-    def _ws_headers(self) -> tuple[dict[str, str], tuple[str, ...]]:
+    def _client_offer(self) -> tuple[str, ...]:
+        """What the client is assumed to offer: nothing, or for a GraphQL rule what the
+        graphql-ws library's createClient offers."""
+        key = self.rule.key.lower()
+        return ("graphql-transport-ws",) if "graphql" in key else ()
+
+    def _ws_headers(self, offered: tuple[str, ...]) -> tuple[dict[str, str], tuple[str, ...]]:
         headers = self._headers(True)
-        offered = self.rule.subprotocols.values if self.rule.subprotocols else ()
+        sent = upstream_offer(offered, self.rule.subprotocols) if self.rule.subprotocols else offered
         headers.update({
             "Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
             "Sec-WebSocket-Key": base64.b64encode(os.urandom(16)).decode(),
         })
-        if offered:
-            headers["Sec-WebSocket-Protocol"] = ", ".join(offered)
-        return headers, offered
+        if sent:
+            headers["Sec-WebSocket-Protocol"] = ", ".join(sent)
+        return headers, sent
+
+    def _ws_probe(self, path: str, headers: dict[str, str], *, wait_close: float = 0.0) -> WsProbe:
+        t = self.rule.target
+        try:
+            return ws_probe(t.host, t.port, t.tls, path, headers, self.timeout_s,
+                            secure=self.rule.secure, wait_close=wait_close)
+        except OSError as e:
+            self.add(_from(self.rule.key, "ws", self._failure("ws", e)))
+        raise _Stop
 
     def ws(self) -> None:
-        t = self.rule.target
-        headers, offered = self._ws_headers()
-        resp = self._request("ws", t.host, t.port, t.tls, self.upstream_path, headers)
-        if resp.status != 101:
-            body = resp.read(300).decode("utf-8", "replace").strip()
-            self.add(_from(self.rule.key, "ws", handshake_failed(
-                resp.status, url=self.sample or "", rewritten=self.rewritten,
-                upstream_path=self.upstream_path, origin=headers.get("Origin"),
-                host=headers.get("Host"), change_origin=self.rule.change_origin,
-                rewrite_ws_origin=self.rule.rewrite_ws_origin, body_excerpt=body, **self.where)))
-        chosen = resp.getheader("sec-websocket-protocol") or None
-        resp.close()
-        if (chosen and chosen not in offered) or (chosen is None and offered):
-            self.add(_from(self.rule.key, "ws", subprotocol_mismatch(offered, chosen, **self.where)))
-        picked = f", subprotocol {chosen}" if chosen else ""
+        if self.ws_sample != self.sample:
+            self.set_sample(self.ws_sample)
+        url = self.ws_sample or ""
+        offered = self._client_offer()
+        headers, sent = self._ws_headers(offered)
+        watch = bool(offered or sent)
+        probe = self._ws_probe(self.upstream_path, headers, wait_close=0.5 if watch else 0.0)
+        if probe.status != 101:
+            facts = HandshakeFacts(
+                status=probe.status, url=url, rewritten=self.rewritten, upstream_path=self.upstream_path,
+                origin=headers.get("Origin"), host=headers.get("Host"), target_origin=self.rule.target.origin,
+                change_origin=self.rule.change_origin, rewrite_ws_origin=self.rule.rewrite_ws_origin,
+                body=probe.body[:BODY_EXCERPT], www_authenticate=probe.headers.get("www-authenticate"),
+                error=probe.error)
+            confirmed, refuted = self._confirm(facts, headers)
+            if confirmed is None and facts.path_changed and probe.status in (400, 404, None):
+                # The socket may live below the prefix (/api/ws -> /ws): the bare
+                # prefix proves nothing, and a working setup must not fail here.
+                self.ws_inconclusive = True
+                self.checks.append(Check(
+                    self.rule.key, "ws", "skip", None,
+                    f"no WebSocket endpoint at {self.upstream_path} ({url} before the rewrite): "
+                    f"{probe.status or 'no response'}. The socket may live below the prefix; "
+                    f"the path as received ({url}) was refused too, so the rewrite is not the cause"))
+                return
+            self.add(_from(self.rule.key, "ws", judge_handshake(
+                HandshakeFacts(**{**facts.__dict__, "confirmed": confirmed, "refuted": refuted}),
+                **self.where)))
+        outcome = negotiate(offered, sent, probe.headers.get("sec-websocket-protocol"),
+                            rule=self.rule.key, upstream_url=self.where["upstream"])
+        if outcome.diagnosis is not None:
+            self.add(_from(self.rule.key, "ws", outcome.diagnosis))
+        if probe.close_code is not None:
+            end = judge_ws_end(WsEnd(
+                code=probe.close_code, reason=probe.close_reason, subprotocol=outcome.client,
+                offered=offered, first_server=None), **self.where)
+            if end is not None:
+                # The probe spoke for a client the doctor can only assume: a fact, not a failure.
+                c = _from(self.rule.key, "ws", end)
+                c.status = "note"
+                c.detail = f"offering {', '.join(sent) or 'no subprotocol'}: " + c.detail
+                self.checks.append(c)
+                return
+        picked = f", subprotocol {outcome.upstream}" if outcome.upstream else ""
         self.checks.append(Check(self.rule.key, "ws", "ok", None, f"101 at {self.upstream_path}{picked}"))
+        if self.ws_sample and "EIO=4" in self.ws_sample:
+            self._socketio_v2()
+
+    def _socketio_v2(self) -> None:
+        """Does this Socket.IO server take v2 clients (EIO=3)? A fact worth knowing, not a failure."""
+        url = (self.ws_sample or "").replace("EIO=4&transport=websocket", "EIO=3&transport=polling")
+        t = self.rule.target
+        path = t.url_for(self.rule.rewrite(url)).split(t.hostport, 1)[1]
+        try:
+            resp = self._request("http", t.host, t.port, t.tls, path, self._headers(False))
+            body = resp.read(500).decode("utf-8", "replace")
+            resp.close()
+        except _Stop:
+            self.checks.pop()  # the probe's own failure is not news here
+            return
+        found = engineio_version_mismatch(resp.status, body, url, **self.where)
+        if found is not None:
+            c = _from(self.rule.key, "ws", found)
+            c.status = "note"
+            c.detail = "Socket.IO v2 clients are refused: " + c.detail
+            self.checks.append(c)
+
+    def _confirm(self, facts: HandshakeFacts, headers: dict[str, str]) -> tuple[str | None, tuple[str, ...]]:
+        """Try the handshake again with one fact changed: the cause it proves, and those it disproves."""
+        refuted: list[str] = []
+        if facts.foreign_origin and facts.status in (400, 401, 403, None):
+            again = dict(headers, Origin=self.rule.target.origin, Host=self.rule.target.hostport)
+            if self._quiet_probe(self.upstream_path, again) == 101:
+                return "origin", ()
+            refuted.append("origin")
+        if facts.path_changed and facts.status in (400, 404, None):
+            before = facts.url if facts.url.startswith("/") else "/" + facts.url
+            if self._quiet_probe(self.rule.target.url_for(before).split(self.rule.target.hostport, 1)[1],
+                                 headers) == 101:
+                return "path", tuple(refuted)
+        return None, tuple(refuted)
+
+    def _quiet_probe(self, path: str, headers: dict[str, str]) -> int | None:
+        t = self.rule.target
+        try:
+            return ws_probe(t.host, t.port, t.tls, path, dict(headers), self.timeout_s,
+                            secure=self.rule.secure).status
+        except OSError:
+            return None
 
     def through_proxy(self) -> None:
         if not self.proxy_up:
@@ -252,11 +366,12 @@ class RuleDoctor:
             return
         s = self.config.server
         host = "127.0.0.1" if s.host in ("0.0.0.0", "::", "localhost") else s.host
-        path = self.sample or "/"
+        upgrade = self.rule.ws_enabled and not self.ws_inconclusive
+        path = (self.ws_sample if upgrade else self.sample) or "/"
         conn = http.client.HTTPConnection(host, s.port, timeout=self.timeout_s + 2)
         try:
-            if self.rule.ws_enabled:
-                headers, _ = self._ws_headers()
+            if upgrade:
+                headers, _ = self._ws_headers(())
                 headers["Host"] = fmt_addr(host, s.port)
                 headers["Origin"] = f"http://{fmt_addr(host, s.port)}"
                 headers.pop("Sec-WebSocket-Protocol", None)
@@ -264,12 +379,13 @@ class RuleDoctor:
                 headers = {}
             conn.request("GET", path, headers=headers)
             resp = conn.getresponse()
-            code = resp.getheader("x-viteproxy-diagnosis")
+            header = resp.getheader("x-viteproxy-diagnosis")
+            code = Code.get(header) or header
             body = resp.read(2000) if resp.status != 101 else b""
             if resp.status == 101:
                 _close_websocket(conn)
         except OSError as e:
-            self.add(Check(self.rule.key, "proxy", "error", "UPSTREAM_ERROR",
+            self.add(Check(self.rule.key, "proxy", "error", Code.UPSTREAM_ERROR,
                            f"the proxy on {fmt_addr(host, s.port)} did not answer: {e}",
                            "is it a viteproxy? restart it with this rules file"))
             return
@@ -322,7 +438,7 @@ def _try_bind(host: str, port: int) -> str | None:
     return None
 
 
-def check_listen(config: Config) -> tuple[list[Check], bool]:
+def check_listen(config: Config, *, lint: bool = True) -> tuple[list[Check], bool]:
     """The listen address: taken on either family, privileged, exposed. Returns (checks, proxy_up)."""
     s = config.server
     checks: list[Check] = []
@@ -355,14 +471,14 @@ def check_listen(config: Config) -> tuple[list[Check], bool]:
             if not (proxy_up and holder is not None and _proxy_is_ours(holder) and other in holder):
                 checks.append(_from("(listen)", "listen", listen_peer_taken(
                     s.host, s.port, fmt_addr(other, s.port), holder)))
-    for issue in config.warnings:
+    for issue in config.warnings if lint else ():
         if issue.key.startswith("server"):
             checks.append(Check("(listen)", "listen", "warning", issue.code, issue.message, issue.hint or ""))
     return checks, proxy_up
 
 
-def run_checks(config: Config, timeout_s: float = DEFAULT_TIMEOUT_S) -> list[Check]:
-    checks, proxy_up = check_listen(config)
+def run_checks(config: Config, timeout_s: float = DEFAULT_TIMEOUT_S, *, lint: bool = True) -> list[Check]:
+    checks, proxy_up = check_listen(config, lint=lint)
     for rule in config.rules:
         checks += RuleDoctor(config, rule, timeout_s, proxy_up).run()
     if config.fallback is not None:
@@ -370,9 +486,8 @@ def run_checks(config: Config, timeout_s: float = DEFAULT_TIMEOUT_S) -> list[Che
 
         fb = _Rule(key="(fallback)", index=len(config.rules), line=None, target=config.fallback)
         doc = RuleDoctor(config, fb, timeout_s, False)
-        doc.sample = "/"
-        doc.rewritten = "/"
-        doc.upstream_path = config.fallback.url_for("/").split(config.fallback.hostport, 1)[1]
+        doc.sample = doc.ws_sample = "/"
+        doc.set_sample("/")
         checks += [c for c in doc.run() if c.layer != "proxy"]
     return checks
 
@@ -393,10 +508,10 @@ def _rule_of(issue_key: str) -> str:
 
 
 def _table(checks: list[Check]) -> str:
-    marks = {"ok": "ok", "error": "FAIL", "warning": "warn", "skip": "-"}
+    marks = {"ok": "ok", "error": "FAIL", "warning": "warn", "note": "note", "skip": "-"}
     rows = [("RULE", "LAYER", "", "CODE", "DETAIL")]
     for c in checks:
-        detail = c.detail + (f"\n    fix: {c.fix}" if c.fix and c.status in ("error", "warning") else "")
+        detail = c.detail + (f"\n    fix: {c.fix}" if c.fix and c.status in ("error", "warning", "note") else "")
         rows.append((c.rule, c.layer, marks[c.status], c.code or "", detail))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     out = []
@@ -423,12 +538,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(args.rules)
     except ConfigError as e:
-        if any(i.code in ("FILE_NOT_FOUND", "FILE_UNREADABLE") for i in e.issues):
+        if any(i.code in (Code.FILE_NOT_FOUND, Code.FILE_UNREADABLE) for i in e.issues):
             print(f"doctor: {args.rules}: {e.issues[0].message}; run from the folder that holds "
                   "rules.yaml, or pass --rules PATH", file=sys.stderr)
             return 2
         checks = [Check(_rule_of(i.key), "config", i.severity, i.code, str(i), i.hint or "")
                   for i in e.issues]
+        if e.partial is not None:
+            # The layers that do not depend on the broken rules still get checked:
+            # the listen address, and every rule that was read without an error.
+            broken = {c.rule for c in checks if c.status == "error"}
+            good = tuple(r for r in e.partial.rules if r.key not in broken)
+            # Their warnings are already among the rows above.
+            partial = Config(e.partial.path, e.partial.server, good, e.partial.fallback, ())
+            checks += run_checks(partial, args.timeout, lint=False)
     else:
         checks = run_checks(config, args.timeout)
     problems = sum(c.status in ("error", "warning") for c in checks)

@@ -1,4 +1,4 @@
-"""`scripts/viteproxy`: the proxy on a lean mitmproxy Master instead of mitmdump.
+"""`viteproxy` (`viteproxy run`): the proxy on a lean mitmproxy Master instead of mitmdump.
 
 mitmdump loads ~35 addons, and mitmproxy calls every addon for every event
 whether or not it has the hook; a Master with only what a reverse dev proxy
@@ -64,7 +64,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    return asyncio.run(_run(args))
+    try:
+        return asyncio.run(_run(args))
+    except KeyboardInterrupt:
+        return 0
 
 
 async def _run(args: Any) -> int:
@@ -112,7 +115,12 @@ async def _run(args: Any) -> int:
         return 1
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, m.shutdown)
+        try:
+            loop.add_signal_handler(sig, m.shutdown)
+        except (NotImplementedError, RuntimeError):
+            # Windows' event loops have no signal handlers: Ctrl-C then ends
+            # asyncio.run with KeyboardInterrupt, which main() turns into exit 0.
+            pass
     await m.run()
     return 0
 

@@ -5,7 +5,7 @@ when it is hit. The addon that enforces them is `addons/guard.py`; the
 mitmproxy internals it needs are in `internals/wsguard.py` and
 `internals/clientconn.py`.
 
-Codes added here (stable, as all diagnosis codes):
+Codes (registered in codes.py):
 - `MESSAGE_TOO_BIG` (1009 close): a WebSocket message over `viteproxy_max_message_mb`.
 - `HEADERS_TIMEOUT` (408): request headers not complete within `viteproxy_headers_timeout`.
 - `RECORDER_CANNOT_WRITE` (503): the flight recorder's log cannot be written (disk full,
@@ -14,6 +14,7 @@ Codes added here (stable, as all diagnosis codes):
 
 from __future__ import annotations
 
+from .codes import Code
 from .diagnosis import Diagnosis
 
 __all__ = [
@@ -63,7 +64,7 @@ def message_too_big(size: int, limit: int, from_client: bool, *, rule: str | Non
                     upstream: str | None) -> Diagnosis:
     sender = "client" if from_client else "backend"
     return Diagnosis(
-        "MESSAGE_TOO_BIG", 413,
+        Code.MESSAGE_TOO_BIG, 413,
         f"The {sender} sent a WebSocket message larger than viteproxy_max_message_mb "
         f"({_mib(limit)}; {_mib(size)} had arrived): the proxy closed the connection with 1009 "
         "on both sides instead of holding it in memory.",
@@ -76,7 +77,7 @@ def message_too_big(size: int, limit: int, from_client: bool, *, rule: str | Non
 
 def headers_timeout(seconds: float, received: str) -> Diagnosis:
     return Diagnosis(
-        "HEADERS_TIMEOUT", 408,
+        Code.HEADERS_TIMEOUT, 408,
         f"The request headers were not complete {seconds:g} s after the client connected "
         f"({received}): the proxy answered 408 and closed the connection.",
         "send the whole request head at once; a client this slow is stuck or hostile. "
@@ -101,7 +102,7 @@ def headers_timeout_response(diag: Diagnosis) -> bytes:
 
 def recorder_cannot_write(path: str, error: str) -> Diagnosis:
     return Diagnosis(
-        "RECORDER_CANNOT_WRITE", 503,
+        Code.RECORDER_CANNOT_WRITE, 503,
         f"The flight recorder cannot write its log {path} ({error}): rather than pass traffic "
         "it cannot record, the proxy is stopping.",
         "free disk space (or make the log's folder writable) and start the proxy again; "

@@ -29,12 +29,29 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from .codes import Code
 from .config import Subprotocols
 from .diagnosis import Diagnosis
 
-__all__ = ["Outcome", "negotiate", "parse_protocols", "upstream_offer"]
+__all__ = ["WIRE_PROTOCOLS", "Outcome", "different_wire_protocols", "negotiate", "parse_protocols", "upstream_offer"]
 
-CODE = "SUBPROTOCOL_MISMATCH"
+CODE = Code.SUBPROTOCOL_MISMATCH
+
+# Subprotocol names that stand for one wire protocol each. Answering a client
+# that offered one of them with another would make it speak the wrong protocol:
+# the repair never does that. The two GraphQL names are the classic trap.
+WIRE_PROTOCOLS: dict[str, str] = {
+    "graphql-transport-ws": "the graphql-ws library's protocol: connection_init, subscribe, next, complete",
+    "graphql-ws": "the legacy protocol of Apollo's subscriptions-transport-ws, despite the name not the "
+                  "graphql-ws library's: connection_init, start, data, stop",
+    "vite-hmr": "Vite's HMR socket",
+    "vite-ping": "Vite's HMR liveness ping",
+}
+
+
+def different_wire_protocols(a: str | None, b: str | None) -> bool:
+    """Two known subprotocol names that are different wire protocols."""
+    return bool(a and b and a != b and a in WIRE_PROTOCOLS and b in WIRE_PROTOCOLS)
 
 
 def parse_protocols(value: str | None) -> tuple[str, ...]:
@@ -105,9 +122,15 @@ def negotiate(
             f"the client offered {_list(offered)}"
             + (f" (the proxy offered the server {_list(sent_upstream)})"
                if sent_upstream != offered else "")
-            + " and the server accepted without choosing any; browsers fail such a handshake.",
+            + " and the server accepted without choosing any; browsers fail such a handshake."
+            + (" A graphql-ws library server answers so to a subscriptions-transport-ws client: "
+               f"'graphql-ws' is {WIRE_PROTOCOLS['graphql-ws']}, and that server speaks only "
+               f"'graphql-transport-ws', {WIRE_PROTOCOLS['graphql-transport-ws']}."
+               if offered == ("graphql-ws",) else ""),
             "make the backend select one of the offered protocols (Sec-WebSocket-Protocol in its "
-            "101), or stop the client from offering protocols the backend does not speak.",
+            "101), or stop the client from offering protocols the backend does not speak"
+            + (" (here: use the graphql-ws library's createClient, which offers graphql-transport-ws)"
+               if offered == ("graphql-ws",) else "") + ".",
             rule, upstream_url,
         )
     if chosen in offered:
@@ -122,6 +145,19 @@ def negotiate(
         )
     if chosen in injected:
         client = offered[0] if offered else None
+        if different_wire_protocols(chosen, client):
+            assert client is not None
+            return _mismatch(
+                Outcome("mismatch", chosen, chosen, offered, injected),
+                f"the server chose {chosen!r}, which only the proxy offered (the rule's subprotocols), "
+                f"and the client speaks {client!r}. They are two different wire protocols: {chosen!r} is "
+                f"{WIRE_PROTOCOLS[chosen]}; {client!r} is {WIRE_PROTOCOLS[client]}. Presenting one as "
+                "the other would make the client fail on the first message, so the 101 is passed on "
+                "as the server sent it and the client fails the connection.",
+                f"remove {chosen!r} from the rule's subprotocols, and make both ends speak the same "
+                f"protocol: a server for {client!r} (or a client for {chosen!r}).",
+                rule, upstream_url,
+            )
         if repair:
             return Outcome("repair", chosen, client, offered, injected)
         return _mismatch(
@@ -137,10 +173,19 @@ def negotiate(
         f"the server chose {chosen!r}, which nobody offered (the client offered {_list(offered)}"
         + (f", the proxy added {_list(injected)}" if injected else "")
         + "); the client fails the connection (RFC 6455 §4.1).",
-        f"make the backend choose one of {_list(sent_upstream)}, or add {chosen!r} to the rule's "
-        "subprotocols if the backend requires it.",
+        _nobody_offered_fix(chosen, offered, sent_upstream),
         rule, upstream_url,
     )
+
+
+def _nobody_offered_fix(chosen: str, offered: tuple[str, ...], sent_upstream: tuple[str, ...]) -> str:
+    other = next((p for p in offered if different_wire_protocols(chosen, p)), None)
+    if other is not None:
+        return (f"{chosen!r} ({WIRE_PROTOCOLS[chosen]}) and {other!r} ({WIRE_PROTOCOLS[other]}) are "
+                "different wire protocols: make both ends speak the same one; adding the server's "
+                "protocol to the rule's subprotocols would not help.")
+    return (f"make the backend choose one of {_list(sent_upstream)}, or add {chosen!r} to the rule's "
+            "subprotocols if the backend requires it.")
 
 
 def _mismatch(base: Outcome, summary: str, fix: str, rule: str | None,

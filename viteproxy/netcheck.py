@@ -1,19 +1,23 @@
 """Small network facts shared by the proxy's diagnoses and `doctor`.
 
 No mitmproxy here: resolving a name per address family, probing a TCP port
-with a deadline, and naming the program that holds a listening port (from
-/proc, where there is one; elsewhere the answer is simply unknown).
+with a deadline, one WebSocket handshake written byte for byte (doctor's
+probe), and naming the program that holds a listening port (psutil, on every
+platform it supports; when the owner is hidden, the answer says so).
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import ssl
 from dataclasses import dataclass
 
+import psutil
+
 __all__ = [
-    "Resolved", "fmt_addr", "other_loopback", "port_holder", "resolve", "tcp_probe",
-    "unprivileged_port_start",
+    "Resolved", "WsProbe", "fmt_addr", "other_loopback", "port_holder", "resolve", "tcp_probe",
+    "unprivileged_port_start", "ws_probe",
 ]
 
 
@@ -80,49 +84,114 @@ def unprivileged_port_start() -> int:
 
 
 def port_holder(port: int) -> str | None:
-    """'python3 (pid 123) on [::1]:5280' for a listening TCP port, from /proc; None if unknown."""
-    inodes: dict[str, str] = {}
-    for table, v6 in (("/proc/net/tcp", False), ("/proc/net/tcp6", True)):
-        try:
-            with open(table) as f:
-                lines = f.read().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            parts = line.split()
-            if len(parts) < 10 or parts[3] != "0A":  # 0A: LISTEN
-                continue
-            local_hex, port_hex = parts[1].rsplit(":", 1)
-            if int(port_hex, 16) == port:
-                inodes[parts[9]] = fmt_addr(_proc_addr(local_hex, v6), port)
-    if not inodes:
-        return None
+    """'python3 (pid 123) on [::1]:5280' for a listening TCP port; None if nothing listens.
+
+    psutil names the owner where the OS lets it (Linux: own processes, or all
+    as root; macOS needs root for other users' sockets). When the socket is
+    visible but its owner is not, the answer says so instead of guessing.
+    """
     try:
-        pids = [p for p in os.listdir("/proc") if p.isdigit()]
-    except OSError:
-        pids = []
-    for pid in pids:
-        try:
-            fds = os.listdir(f"/proc/{pid}/fd")
-        except OSError:
+        conns = psutil.net_connections(kind="tcp")
+    except (psutil.AccessDenied, OSError):
+        return None
+    listening = [c for c in conns if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port]
+    if not listening:
+        return None
+    for c in listening:
+        if c.pid is None:
             continue
-        for fd in fds:
+        try:
+            name = psutil.Process(c.pid).name()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            name = "?"
+        return f"{name} (pid {c.pid}) on {fmt_addr(c.laddr.ip, port)}"
+    where = ", ".join(sorted({fmt_addr(c.laddr.ip, port) for c in listening}))
+    return f"a process on {where} (its owner is not visible to this user)"
+
+
+@dataclass
+class WsProbe:
+    status: int | None  # None: closed without a response
+    headers: dict[str, str]
+    body: str = ""
+    error: str = ""
+    close_code: int | None = None  # a close frame the backend sent right after the 101
+    close_reason: str = ""
+
+
+def ws_probe(host: str, port: int, tls: bool, path: str, headers: dict[str, str], timeout: float, *,
+             secure: bool = True, wait_close: float = 0.0) -> WsProbe:
+    """One WebSocket handshake on a raw socket, exactly as written (Host and Origin included).
+
+    With `wait_close`, waits that long after a 101 for a close frame the backend
+    sends at once (a protocol it does not speak), then closes politely.
+    Raises OSError (ssl.SSLError, TimeoutError) for a connection that fails.
+    """
+    raw = socket.create_connection((host, port), timeout=timeout)
+    sock: socket.socket = raw
+    try:
+        if tls:
+            ctx = ssl.create_default_context()
+            if not secure:
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+            sock = ctx.wrap_socket(raw, server_hostname=host)
+        lines = [f"GET {path} HTTP/1.1", *(f"{k}: {v}" for k, v in headers.items()), "", ""]
+        sock.sendall("\r\n".join(lines).encode("latin-1"))
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(4096)
+            if not chunk:
+                return WsProbe(None, {}, error="the backend closed the connection without a response")
+            data += chunk
+        head, rest = data.split(b"\r\n\r\n", 1)
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        parts = status_line.split(" ", 2)
+        status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
+        got = {}
+        for line in header_lines:
+            name, _, value = line.partition(":")
+            got[name.strip().lower()] = value.strip()
+        if status != 101:
+            sock.settimeout(min(timeout, 1.0))
             try:
-                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                while len(rest) < 2000:
+                    chunk = sock.recv(4096)
+                    if not chunk:
+                        break
+                    rest += chunk
+                    length = got.get("content-length", "")
+                    if length.isdigit() and len(rest) >= int(length):
+                        break
             except OSError:
-                continue
-            if link.startswith("socket:[") and link[8:-1] in inodes:
-                try:
-                    with open(f"/proc/{pid}/comm") as f:
-                        name = f.read().strip()
-                except OSError:
-                    name = "?"
-                return f"{name} (pid {pid}) on {inodes[link[8:-1]]}"
-    return "a process on " + ", ".join(sorted(set(inodes.values())))
+                pass
+            return WsProbe(status, got, rest.decode("utf-8", "replace"))
+        probe = WsProbe(101, got)
+        if wait_close > 0:
+            sock.settimeout(wait_close)
+            try:
+                while len(rest) < 2 or len(rest) < 2 + (rest[1] & 0x7F):
+                    chunk = sock.recv(4096)
+                    if not chunk:
+                        break
+                    rest += chunk
+            except OSError:
+                pass
+            if len(rest) >= 4 and rest[0] & 0x0F == 0x8:  # a close frame, unmasked from the server
+                size = rest[1] & 0x7F
+                payload = rest[2:2 + size]
+                probe.close_code = int.from_bytes(payload[:2], "big")
+                probe.close_reason = payload[2:].decode("utf-8", "replace")
+        _send_close(sock)
+        return probe
+    finally:
+        sock.close()
 
 
-def _proc_addr(hexaddr: str, v6: bool) -> str:
-    raw = bytes.fromhex(hexaddr)
-    # /proc/net/tcp* prints each 32-bit word in host (little-endian here) order.
-    words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
-    return socket.inet_ntop(socket.AF_INET6 if v6 else socket.AF_INET, words)
+def _send_close(sock: socket.socket) -> None:
+    mask = os.urandom(4)
+    payload = bytes(b ^ mask[i % 4] for i, b in enumerate((1000).to_bytes(2, "big")))
+    try:
+        sock.sendall(b"\x88\x82" + mask + payload)
+    except OSError:
+        pass

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .closecodes import is_abnormal, meaning
+from .negotiation import negotiate, parse_protocols
 
 __all__ = [
     "Connection", "Session", "analyse", "render_table", "render_timeline", "render_json", "render_html",
@@ -143,10 +144,23 @@ def analyse(records: Iterable[dict[str, Any]]) -> Session:
             unknown += 1
             continue
         diag = rec.get("diagnosis")
+        if diag is None and event == "ws_handshake":
+            diag = _subprotocol_diagnosis(rec)
         if isinstance(diag, dict) and diag not in c.diagnoses:
             c.diagnoses.append(diag)
     ordered = sorted(conns.values(), key=lambda c: (not c.problems, c.start or 0.0))
     return Session(ordered, unknown)
+
+
+def _subprotocol_diagnosis(rec: dict[str, Any]) -> dict[str, Any] | None:
+    """A 101 whose subprotocol the client will refuse, for lines logged without a diagnosis
+    (a flow file recorded by plain mitmproxy): the proxy's own negotiation decides."""
+    if rec.get("outcome") != "upgraded" or rec.get("subprotocol_repair"):
+        return None
+    offered = parse_protocols(rec.get("offered_subprotocols"))
+    outcome = negotiate(offered, offered, rec.get("subprotocol"), rule=rec.get("rule"),
+                        upstream_url=rec.get("upstream"))
+    return outcome.diagnosis.to_dict() if outcome.diagnosis is not None else None
 
 
 # --------------------------------------------------------------------- text

@@ -6,12 +6,14 @@ the rules can be tested, benchmarked and reused by `doctor` without a proxy.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Literal
 
 from .config import Config, Rule
-from .target import Target, join_path
+from .target import Target
+from .urlpath import outgoing_path
 
 __all__ = ["Miss", "Route", "offered_subprotocols", "route", "is_websocket_upgrade"]
 
@@ -85,7 +87,12 @@ def route(config: Config, url: str, headers: Mapping[str, str], upgrade: bool) -
 
 def _to(kind: Literal["http", "ws"], rule: Rule | None, target: Target, url: str,
         rewritten: str, bypassed: bool = False) -> Route:
-    return Route(kind, rule, target, url, rewritten, join_path(target.path, rewritten), bypassed)
+    upstream = outgoing_path(
+        target.path, target.search, rewritten,
+        prepend_path=rule.prepend_path if rule else True,
+        ignore_path=rule.ignore_path if rule else False,
+    )
+    return Route(kind, rule, target, url, rewritten, upstream, bypassed)
 
 
 def upstream_headers(
@@ -96,28 +103,45 @@ def upstream_headers(
     client_ip: str,
     client_tls: bool,
     listen_port: int | None,
+    method: str = "GET",
 ) -> None:
-    """Apply the rule's header options in place: Host, Origin, headers, xfwd.
+    """Apply the rule's header options in place, as http-proxy-3's setupOutgoing does.
 
     `headers` is the request's header mapping (case-insensitive, as mitmproxy's is);
     `original_host` is the Host the client sent, before anything rewrote it.
     """
     rule = route.rule
-    change_origin = rule.change_origin if rule else False
-    if change_origin:
-        headers["host"] = route.target.hostport
-    elif original_host:
+    if original_host:
         headers["host"] = original_host
     if rule is None:
         return
-    if route.kind == "ws" and rule.rewrite_ws_origin:
-        headers["origin"] = route.target.origin
-    # http-proxy adds X-Forwarded-* first and merges the rule's `headers` over
-    # them, so a rule can pin one of them.
+    if route.kind == "http" and method in ("DELETE", "OPTIONS") and "content-length" not in headers \
+            and "transfer-encoding" not in headers:
+        # web-incoming's deleteLength: Node then sends the body-less request with a length.
+        headers["content-length"] = "0"
+    # The X-Forwarded-* pass runs first, then `headers` are merged over the
+    # client's (so a rule can pin one of them), then changeOrigin sets Host.
     if rule.xfwd:
         _xfwd(headers, route.kind, client_ip, client_tls, listen_port, original_host)
+    pinned_host = None
     for name, value in rule.headers:
         headers[name] = value
+        if name.lower() == "host" and name != "host":
+            # Node keeps `Host` and `host` as two keys of the options' headers and
+            # writes them in order: the rule's wins over changeOrigin (measured).
+            pinned_host = value
+    if rule.auth is not None:
+        # setupOutgoing drops the client's Authorization; Node sends `auth` as Basic.
+        headers["authorization"] = "Basic " + base64.b64encode(rule.auth.encode()).decode()
+    if rule.change_origin:
+        headers["host"] = pinned_host or route.target.hostport
+    elif "host" not in headers:
+        # No Host from the client (HTTP/1.0) nor a rule: Node's http.request writes the target's.
+        headers["host"] = route.target.hostport
+    if route.kind == "ws" and rule.rewrite_ws_origin and headers.get("origin"):
+        # Vite's rewriteOriginHeader: only an Origin the client sent, and with the
+        # target's own scheme (ws://host for a ws:// target).
+        headers["origin"] = f"{route.target.scheme}://{route.target.hostport}"
 
 
 def _xfwd(headers: MutableMapping[str, str], kind: str, client_ip: str, client_tls: bool,
@@ -128,16 +152,17 @@ def _xfwd(headers: MutableMapping[str, str], kind: str, client_ip: str, client_t
         prior = headers.get(name)
         headers[name] = f"{prior},{value}" if prior else value
 
-    # The port is the one the client addressed (its Host), else the scheme's default.
+    # http-proxy-3's getPort: the digits after the first ':' of the Host header (so
+    # an IPv6 Host gives "1" there: we take the real port), else the scheme's default.
     port = _host_port(original_host)
     if port is None:
-        port = listen_port if not original_host and listen_port else (443 if client_tls else 80)
+        port = 443 if client_tls else 80
     proto = ("wss" if client_tls else "ws") if kind == "ws" else ("https" if client_tls else "http")
     add("x-forwarded-for", client_ip)
     add("x-forwarded-port", str(port))
     add("x-forwarded-proto", proto)
-    # Host is not a chain: kept when set, else the client's Host; upgrades get none.
-    if kind == "http" and not headers.get("x-forwarded-host") and original_host:
+    # Host is not a chain: kept when set, else the client's Host (even empty); upgrades get none.
+    if kind == "http" and not headers.get("x-forwarded-host"):
         headers["x-forwarded-host"] = original_host
 
 

@@ -13,6 +13,9 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from .codes import Code
+from .urlpath import outgoing_path
+
 __all__ = ["Target", "TargetError", "parse_target"]
 
 SCHEMES = ("http", "https", "ws", "wss")
@@ -24,7 +27,7 @@ _BARE_HOSTPORT = re.compile(r"^(?P<host>\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):(?P<
 class TargetError(ValueError):
     """A target string that cannot be used, with a stable code and a fix."""
 
-    def __init__(self, code: str, value: str, problem: str, suggestion: str | None = None):
+    def __init__(self, code: Code, value: str, problem: str, suggestion: str | None = None):
         self.code = code
         self.value = value
         self.problem = problem
@@ -47,6 +50,7 @@ class Target:
     host: str
     port: int
     path: str  # "" or a prefix such as "/v1" that http-proxy prepends
+    search: str = ""  # "?key=1": a query http-proxy-3 merges into every request's
 
     @property
     def tls(self) -> bool:
@@ -71,8 +75,8 @@ class Target:
         return f"{self.http_scheme}://{self.hostport}"
 
     def url_for(self, path: str) -> str:
-        """The upstream URL for a (rewritten) request path, as http-proxy joins them."""
-        return f"{self.http_scheme}://{self.hostport}{join_path(self.path, path)}"
+        """The upstream URL for a (rewritten) request path, as http-proxy-3 joins them."""
+        return f"{self.http_scheme}://{self.hostport}{outgoing_path(self.path, self.search, path)}"
 
     @property
     def is_localhost_name(self) -> bool:
@@ -88,32 +92,16 @@ class Target:
             return False
 
 
-def join_path(prefix: str, path: str) -> str:
-    """Join a target's path prefix and a request path the way http-proxy does.
-
-    http-proxy's urlJoin collapses the slash between them, so `/v1` + `/users`
-    is `/v1/users` and `/v1/` + `/users` is `/v1/users` too. An empty rewritten
-    path stays valid HTTP: it becomes `/`.
-    """
-    if not prefix or prefix == "/":
-        return path if path.startswith("/") else "/" + path
-    if not path or path == "/":
-        return prefix if path == "" else prefix.rstrip("/") + "/"
-    if path.startswith("?"):
-        return prefix + path
-    return prefix.rstrip("/") + "/" + path.lstrip("/")
-
-
 def parse_target(value: object) -> Target:
     """Parse a target URL or raise TargetError with a stable code."""
     if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 65536:
         raise TargetError(
-            "TARGET_NO_SCHEME", str(value), "target is a bare port number, not a URL",
+            Code.TARGET_NO_SCHEME, str(value), "target is a bare port number, not a URL",
             f"http://127.0.0.1:{value}",
         )
     if not isinstance(value, str) or not value.strip():
         raise TargetError(
-            "TARGET_INVALID", str(value), "target must be a URL string",
+            Code.TARGET_INVALID, str(value), "target must be a URL string",
             "http://127.0.0.1:3000",
         )
     raw = value.strip()
@@ -122,12 +110,12 @@ def parse_target(value: object) -> Target:
     if bare and "://" not in raw:
         # `localhost:8090` parses as scheme "localhost"; `127.0.0.1:8090` as a path.
         raise TargetError(
-            "TARGET_NO_SCHEME", raw, "target has no scheme, so it is not read as host:port",
+            Code.TARGET_NO_SCHEME, raw, "target has no scheme, so it is not read as host:port",
             f"http://{raw}",
         )
     if "://" not in raw:
         raise TargetError(
-            "TARGET_NO_SCHEME", raw, "target has no scheme",
+            Code.TARGET_NO_SCHEME, raw, "target has no scheme",
             f"http://{raw.lstrip('/')}" if not raw.startswith("/") else "http://127.0.0.1:3000",
         )
 
@@ -136,28 +124,29 @@ def parse_target(value: object) -> Target:
         port = parts.port
     except ValueError as e:
         raise TargetError(
-            "TARGET_BAD_PORT", raw, f"target's port is not a number from 1 to 65535 ({e})",
+            Code.TARGET_BAD_PORT, raw, f"target's port is not a number from 1 to 65535 ({e})",
         ) from None
 
     scheme = parts.scheme.lower()
     if scheme not in SCHEMES:
         raise TargetError(
-            "TARGET_BAD_SCHEME", raw,
+            Code.TARGET_BAD_SCHEME, raw,
             f"target scheme {parts.scheme!r} is not one of http, https, ws, wss",
             "http://" + raw.split("://", 1)[1],
         )
     host = parts.hostname or ""
     if not host:
-        raise TargetError("TARGET_INVALID", raw, "target has no host", "http://127.0.0.1:3000")
+        raise TargetError(Code.TARGET_INVALID, raw, "target has no host", "http://127.0.0.1:3000")
     if parts.username is not None or parts.password is not None:
         raise TargetError(
-            "TARGET_INVALID", raw,
+            Code.TARGET_INVALID, raw,
             "credentials in the target URL are not sent; put them in the rule's headers",
         )
-    if parts.query or parts.fragment:
-        raise TargetError("TARGET_INVALID", raw, "target must not have a query or fragment")
+    if parts.fragment:
+        raise TargetError(Code.TARGET_INVALID, raw, "target must not have a fragment (#...)",
+                          raw.split("#", 1)[0])
     if port == 0:
-        raise TargetError("TARGET_BAD_PORT", raw, "target port 0 is not a port a backend listens on")
+        raise TargetError(Code.TARGET_BAD_PORT, raw, "target port 0 is not a port a backend listens on")
 
     path = parts.path
     if port is None and re.fullmatch(r"/\d{2,5}/?", path):
@@ -165,7 +154,7 @@ def parse_target(value: object) -> Target:
         number = path.strip("/")
         netloc = parts.netloc
         raise TargetError(
-            "TARGET_PORT_AS_PATH", raw,
+            Code.TARGET_PORT_AS_PATH, raw,
             f"port written as a path: this connects to port {DEFAULT_PORTS[scheme]}, path /{number}",
             f"{parts.scheme}://{netloc}:{number}",
         )
@@ -176,4 +165,6 @@ def parse_target(value: object) -> Target:
         host=host,
         port=port if port is not None else DEFAULT_PORTS[scheme],
         path="" if path == "/" else path,
+        # A query is merged into every request's own, as Vite (http-proxy-3's urlJoin) does.
+        search=f"?{parts.query}" if parts.query else "",
     )

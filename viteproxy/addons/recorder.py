@@ -35,7 +35,9 @@ from wsproto.frame_protocol import Opcode
 
 from .. import closecodes
 from .. import redact as redaction
+from ..annotate import note_close, note_handshake
 from ..diagnosis import Diagnosis, render
+from ..flowmeta import FlowMeta, meta
 from ..limits import recorder_cannot_write
 from ..logfile import LogFile
 from ..records import (
@@ -55,7 +57,6 @@ __all__ = ["Recorder", "Recording"]
 
 logger = logging.getLogger("viteproxy")
 
-META = "viteproxy"
 _TEXT = Opcode.TEXT
 
 
@@ -65,7 +66,7 @@ class _Conn:
 
     id_json: str
     start: float
-    meta: dict[str, Any]
+    meta: FlowMeta
     peer: Any = None
     seq: int = 0
     counts: Counts = field(default_factory=Counts)
@@ -148,7 +149,7 @@ class Recording:
         end = resp.timestamp_end if resp and resp.timestamp_end else _error_ts(flow)
         rec = http_record(
             ts=end, flow_id=flow.id, method=req.method, url=req.pretty_url,
-            meta=flow.metadata.get(META) or {}, redact=self.redact,
+            meta=meta(flow), redact=self.redact,
             status=resp.status_code if resp else None,
             duration=end - req.timestamp_start if req.timestamp_start else None,
             req_bytes=self._length(flow, req, 0), resp_bytes=self._length(flow, resp, 1),
@@ -164,12 +165,12 @@ class Recording:
 
     def _handshake(self, flow: http.HTTPFlow) -> None:
         req, resp = flow.request, flow.response
-        meta = flow.metadata.get(META) or {}
+        m = meta(flow)
         sent = list(req.headers.items(multi=True))
-        received = [tuple(p) for p in meta.get("received_headers", sent)]
+        received = [tuple(p) for p in m.get("received_headers", sent)]
         end = resp.timestamp_end if resp and resp.timestamp_end else _error_ts(flow)
         rec = handshake_record(
-            ts=end, flow_id=flow.id, url=req.pretty_url, meta=meta, redact=self.redact,
+            ts=end, flow_id=flow.id, url=req.pretty_url, meta=m, redact=self.redact,
             received=received, sent=sent,  # type: ignore[arg-type]
             status=resp.status_code if resp else None,
             response_headers=list(resp.headers.items(multi=True)) if resp else None,
@@ -180,13 +181,13 @@ class Recording:
         )
         self.written.add(flow)
         if self._emit(dumps(rec)) and flow.websocket is not None:
-            self._open(flow, meta, end)
-        annotate_handshake(flow, rec["outcome"], rec["status"], rec.get("error"))
+            self._open(flow, m, end)
+        note_handshake(flow, rec["outcome"], rec["status"], rec.get("error"))
 
     # ------------------------------------------------------------------ websocket
 
-    def _open(self, flow: http.HTTPFlow, meta: dict[str, Any], start: float) -> None:
-        conn = _Conn(json.dumps(flow.id), start, meta, flow.client_conn.peername)
+    def _open(self, flow: http.HTTPFlow, m: FlowMeta, start: float) -> None:
+        conn = _Conn(json.dumps(flow.id), start, m, flow.client_conn.peername)
         self.conns[flow] = conn
         if conn.peer is not None:
             self.by_peer[conn.peer] = conn
@@ -196,8 +197,7 @@ class Recording:
         # here without it (a handshake written by no `response`) gets it now.
         if flow not in self.conns:
             resp = flow.response
-            self._open(flow, flow.metadata.get(META) or {},
-                       resp.timestamp_end if resp and resp.timestamp_end else time.time())
+            self._open(flow, meta(flow), resp.timestamp_end if resp and resp.timestamp_end else time.time())
 
     def websocket_message(self, flow: http.HTTPFlow) -> None:
         # Hot: once per message. Everything per connection is in `conn`.
@@ -231,8 +231,7 @@ class Recording:
         """A connection opened before this recorder (the script was reloaded): log
         and trim it from here on; its close line says the counts are partial."""
         resp = flow.response
-        self._open(flow, flow.metadata.get(META) or {},
-                   resp.timestamp_end if resp and resp.timestamp_end else time.time())
+        self._open(flow, meta(flow), resp.timestamp_end if resp and resp.timestamp_end else time.time())
         conn = self.conns[flow]
         conn.partial = True
         return conn
@@ -264,49 +263,18 @@ class Recording:
         if conn.partial:
             detail = "; ".join(filter(None, [detail, "recorded from mid-connection (addon reloaded)"]))
         end = (ws.timestamp_end if ws and ws.timestamp_end else None) or time.time()
-        meta = flow.metadata.get(META) or conn.meta
         rec = close_record(
             ts=end, flow_id=flow.id, code=code, reason=ws.close_reason if ws else None,
-            closed_by=closed_by, duration=end - conn.start, counts=conn.counts, meta=meta,
+            closed_by=closed_by, duration=end - conn.start, counts=conn.counts, meta=meta(flow),
             meaning=closecodes.meaning(code), detail=detail, redact=self.redact,
         )
         self._emit(dumps(rec))
-        annotate_close(flow, code, closed_by)
+        note_close(flow, code, closed_by)
 
     def done(self) -> None:
         """The proxy stops with connections open: close them in the log, by the proxy."""
         for flow in list(self.conns):
             self.websocket_end(flow, closed_by="proxy", detail="proxy shut down with the connection open")
-
-
-def annotate_handshake(flow: http.HTTPFlow, outcome: str, status: int | None, error: str | None) -> None:
-    """mitmweb: say the outcome in the comment; mark what failed so it stands out."""
-    if outcome == "upgraded":
-        note = "upgraded"
-    elif outcome == "rejected":
-        note = f"rejected {status}"
-    else:
-        note = f"failed: {error}"
-    _append_note(flow, note, default=flow.request.pretty_url)
-    if outcome != "upgraded" and not flow.marked:
-        flow.marked = ":warning:"
-
-
-def annotate_close(flow: http.HTTPFlow, code: int | None, closed_by: str) -> None:
-    note = f"closed by {closed_by}: {code} {closecodes.meaning(code)}"
-    _append_note(flow, note)
-    if (code is None or closecodes.is_abnormal(code)) and not flow.marked:
-        flow.marked = ":warning:"
-
-
-def _append_note(flow: http.HTTPFlow, note: str, default: str = "") -> None:
-    # Once: a flow read back from a .mitm file already carries the notes it got live.
-    if flow.comment and f" · {note}" in flow.comment:
-        return
-    if flow.comment:
-        flow.comment = f"{flow.comment} · {note}"
-    else:
-        flow.comment = f"{default} · {note}" if default else note
 
 
 def _client(flow: http.HTTPFlow) -> str | None:
@@ -360,7 +328,6 @@ def _exit_status_1() -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(1)
-
 
 
 class Recorder:

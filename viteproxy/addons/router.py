@@ -12,24 +12,25 @@ Three mitmproxy facts shape it (see shared/DESIGN.md):
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import weakref
 from typing import Any
 
 from mitmproxy import ctx, http, tls
+from mitmproxy.net.http.url import parse_authority
 from mitmproxy.proxy import mode_specs
 
-from .. import redact
+from ..annotate import note_route, record_diagnosis, redacted
 from ..config import Config, ConfigError, load_config
-from ..diagnosis import Diagnosis, no_rule, render
+from ..diagnosis import Diagnosis, no_rule, regex_timeout, render
+from ..flowmeta import KEY as META  # noqa: F401  (an alias for code written before flowmeta.meta)
+from ..flowmeta import FlowMeta, meta
+from ..jsregex import RegexTimeout
 from ..routing import Miss, Route, is_websocket_upgrade, route, upstream_headers
 
-__all__ = ["Router", "META", "record_diagnosis"]
+__all__ = ["Router", "answer", "record_diagnosis"]
 
 logger = logging.getLogger("viteproxy")
-
-META = "viteproxy"  # key in flow.metadata; saved in .mitm files and shown in mitmweb
 
 # Bodies up to this size stay buffered (and visible in mitmweb and the log);
 # larger ones, and bodies of unknown length, are streamed as they arrive.
@@ -38,48 +39,6 @@ STREAM_OVER = 1024 * 1024
 # until the backend ends the response.
 STREAMING_TYPES = ("text/event-stream", "application/x-ndjson", "application/jsonl",
                    "application/stream+json", "multipart/x-mixed-replace")
-
-
-def record_diagnosis(flow: http.HTTPFlow, diag: Diagnosis) -> Diagnosis:
-    """Attach a diagnosis to a flow: metadata (the recorder logs it), comment, mark, log.
-
-    A warning never replaces an error already recorded for the flow. Returns the
-    diagnosis as recorded, credentials in it hidden (render that one to the client).
-    """
-    diag = redacted(flow, diag)
-    meta = flow.metadata.setdefault(META, {})
-    existing = meta.get("diagnosis")
-    if existing and existing.get("severity") != "warning" and diag.severity == "warning":
-        return diag
-    meta["diagnosis"] = diag.to_dict()
-    # The Router's route line stays the comment's last line.
-    route_comment = flow.comment.split("\n")[-1] if flow.comment else ""
-    flow.comment = f"{diag.code}: {diag.summary}\nFix: {diag.fix}\n{route_comment}".rstrip()
-    flow.marked = ":warning:"
-    log = logger.warning if diag.severity == "warning" else logger.error
-    log("viteproxy: %s %s: %s Fix: %s", diag.code, redact.active().url(flow.request.path), diag.summary,
-        diag.fix)
-    return diag
-
-
-def redacted(flow: http.HTTPFlow, diag: Diagnosis) -> Diagnosis:
-    """The diagnosis with the flow's credentials hidden, by the log's rule (redact.py)."""
-    red = redact.active()
-    if not red.enabled:
-        return diag
-    req = flow.request
-    meta = flow.metadata.get(META) or {}
-    secrets = red.secrets([req.path, meta.get("url"), meta.get("upstream"), diag.upstream],
-                          req.headers.items(multi=True))
-
-    def hide(text: str) -> str:
-        return red.scrub(text, secrets) if secrets else text
-
-    return dataclasses.replace(
-        diag, summary=hide(diag.summary), fix=hide(diag.fix),
-        upstream=red.url(hide(diag.upstream)) if diag.upstream else diag.upstream,
-        facts=tuple((k, hide(v)) for k, v in diag.facts),
-    )
 
 
 class Router:
@@ -95,6 +54,12 @@ class Router:
         # The Route of each live flow, for the addons after this one. Not in
         # flow.metadata: that is saved to .mitm files and must stay plain data.
         self._routes: weakref.WeakKeyDictionary[http.HTTPFlow, Route] = weakref.WeakKeyDictionary()
+
+    @property
+    def listen_address(self) -> tuple[str, int] | None:
+        """(host, port) of the reverse-proxy listener this Router set up, None before that
+        (or when the command line's own --mode is used)."""
+        return (self._host, self._port) if self._spec is not None else None
 
     def route_for(self, flow: http.HTTPFlow) -> Route | None:
         """The route chosen for a flow, or None if it was answered by the proxy itself."""
@@ -190,7 +155,19 @@ class Router:
             return
         req = flow.request
         upgrade = is_websocket_upgrade(req.headers)
-        found = route(self.config, req.path, req.headers, upgrade)
+        url = req.path
+        if req.authority and req.http_version.startswith("HTTP/1"):
+            # An absolute-form request line (the DevServer let only our own host
+            # through): Node's req.url is the whole URL, and Vite matches rules on it.
+            url = f"{req.scheme}://{req.authority}{req.path}"
+        try:
+            found = route(self.config, url, req.headers, upgrade)
+        except RegexTimeout as e:
+            rule = next((r.key for r in self.config.rules if e.source in (
+                r.regex.source if r.regex else None, *(rw.pattern.source for rw in r.rewrites))), None)
+            self._answer(flow, regex_timeout(e.source, url, e.timeout, rule),
+                         kind="ws" if upgrade else "http", url=url)
+            return
         if isinstance(found, Miss):
             self._answer(flow, no_rule(found), kind=found.kind, url=found.url)
             return
@@ -199,7 +176,7 @@ class Router:
         received = [[k, v] for k, v in req.headers.items(multi=True)] if upgrade else None
         self._apply(flow, found)
         if received is not None:
-            flow.metadata[META]["received_headers"] = received
+            meta(flow)["received_headers"] = received
         # mitmproxy buffers a whole body before sending it on unless told
         # otherwise: a large upload would sit in the proxy, and a body sent
         # in chunks over time (a streamed fetch) would not arrive until it ends.
@@ -241,14 +218,17 @@ class Router:
         req.host = r.target.host
         req.port = r.target.port
         req.path = r.upstream_path
+        if req.http_version.startswith("HTTP/1"):
+            # The backend gets origin-form, as http-proxy-3 sends it, whatever the client wrote.
+            req.authority = ""
         listen = flow.client_conn.sockname
         upstream_headers(
             r, req.headers, original_host=original_host,
             client_ip=flow.client_conn.peername[0] if flow.client_conn.peername else "",
             client_tls=flow.client_conn.tls_established,
-            listen_port=listen[1] if listen else None,
+            listen_port=listen[1] if listen else None, method=req.method,
         )
-        meta: dict[str, Any] = {
+        fields: FlowMeta = {
             "kind": r.kind,
             "rule": r.rule_name,
             "rule_line": r.rule.line if r.rule else None,
@@ -258,25 +238,49 @@ class Router:
             "upstream": r.upstream_url,
         }
         if r.bypassed:
-            meta["bypassed"] = True
+            fields["bypassed"] = True
         if r.rule is not None and (r.rule.timeout_ms or r.rule.proxy_timeout_ms):
-            meta["timeout_ms"] = r.rule.proxy_timeout_ms or r.rule.timeout_ms
-        flow.metadata[META] = meta
+            fields["timeout_ms"] = r.rule.proxy_timeout_ms or r.rule.timeout_ms or 0.0
         self._routes[flow] = r
-        arrow = "=>" if r.kind == "ws" else "->"
-        red = redact.active()
-        flow.comment = f"[{r.rule_name}] {red.url(r.url)} {arrow} {red.url(r.upstream_url)}"
+        note_route(flow, fields)
 
     def _answer(self, flow: http.HTTPFlow, diag: Diagnosis, *, kind: str, url: str) -> None:
-        content_type, body = render(redacted(flow, diag), flow.request.headers.get("accept", ""))
-        flow.response = http.Response.make(
-            diag.status, body,
-            {"content-type": content_type, "x-viteproxy-diagnosis": diag.code,
-             "cache-control": "no-store"},
-        )
-        flow.metadata[META] = {"kind": kind, "rule": diag.rule, "url": url}
-        # Like every other diagnosis: metadata, comment, mark and mitmdump's log.
-        record_diagnosis(flow, diag)
+        answer(flow, diag, kind=kind, url=url)
+
+
+def answer(flow: http.HTTPFlow, diag: Diagnosis, *, kind: str, url: str) -> None:
+    """Answer a request from the proxy itself with a diagnosis (no backend is asked)."""
+    # The Router's own answers and the DevServer's take this one path.
+    _show_as_asked(flow)
+    content_type, body = render(redacted(flow, diag), flow.request.headers.get("accept", ""))
+    flow.response = http.Response.make(
+        diag.status, body,
+        {"content-type": content_type, "x-viteproxy-diagnosis": diag.code,
+         "cache-control": "no-store"},
+    )
+    note_route(flow, {"kind": kind, "rule": diag.rule, "url": url})
+    # Like every other diagnosis: metadata, comment, mark and mitmdump's log.
+    record_diagnosis(flow, diag)
+
+
+def _show_as_asked(flow: http.HTTPFlow) -> None:
+    """Point a request the proxy answers itself back at the address the client asked.
+
+    Reverse mode sets every request's address to the spec's target (the first
+    rule's backend) before any hook; a request that went nowhere would show in
+    mitmweb and `-w` files under that unrelated backend's URL.
+    """
+    req = flow.request
+    listen = flow.client_conn.sockname
+    default_port = listen[1] if listen else req.port
+    host, port = req.pretty_host, default_port
+    if req.host_header:
+        host, parsed = parse_authority(req.host_header, check=False)
+        port = parsed or default_port
+    elif listen:
+        host = str(listen[0])
+    req.scheme = "https" if flow.client_conn.tls_established else "http"
+    req.host, req.port = host, port
 
 
 def _streamed_body(headers: http.Headers, chunked: bool = True) -> bool:

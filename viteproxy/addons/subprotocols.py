@@ -15,8 +15,10 @@ from typing import Any
 from mitmproxy import ctx, http
 
 from .. import redact
+from ..annotate import clear_diagnosis, note, record_diagnosis
+from ..flowmeta import meta
 from ..negotiation import CODE, negotiate, parse_protocols, upstream_offer
-from .router import META, Router, record_diagnosis
+from .router import Router
 
 __all__ = ["Subprotocols"]
 
@@ -55,8 +57,7 @@ class Subprotocols:
             return
         sent = upstream_offer(offered, spec)
         flow.request.headers[HEADER] = ", ".join(sent)
-        meta = flow.metadata.setdefault(META, {})
-        meta["subprotocols"] = {"mode": spec.mode, "offered": list(offered), "upstream": list(sent)}
+        meta(flow)["subprotocols"] = {"mode": spec.mode, "offered": list(offered), "upstream": list(sent)}
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         resp = flow.response
@@ -74,23 +75,19 @@ class Subprotocols:
         )
         if outcome.action == "keep":
             return
-        meta = flow.metadata.setdefault(META, {})
         # The note names the protocols offered, and apps pass tokens as protocols.
         red = redact.active()
-        note = red.scrub(outcome.note, red.secrets(headers=flow.request.headers.items(multi=True)))
-        # Above the Router's route line, which stays the comment's last line.
-        flow.comment = f"{note}\n{flow.comment}" if flow.comment else note
+        line = red.scrub(outcome.note, red.secrets(headers=flow.request.headers.items(multi=True)))
+        note(flow, line)
         if outcome.action == "repair":
             if outcome.client is None:
                 resp.headers.pop(HEADER, None)
             else:
                 resp.headers[HEADER] = outcome.client
-            meta["subprotocol_repair"] = {"upstream": outcome.upstream, "client": outcome.client}
+            meta(flow)["subprotocol_repair"] = {"upstream": outcome.upstream, "client": outcome.client}
             # An earlier addon judged the 101 before it was repaired.
-            if (meta.get("diagnosis") or {}).get("code") == CODE:
-                del meta["diagnosis"]
-                flow.marked = ""
-            logger.info("viteproxy: %s (%s)", note, red.url(flow.request.path))
+            clear_diagnosis(flow, CODE)
+            logger.info("viteproxy: %s (%s)", line, red.url(flow.request.path))
             return
         assert outcome.diagnosis is not None
         record_diagnosis(flow, outcome.diagnosis)

@@ -191,7 +191,7 @@ def _close_first(layer: Any, event: Any, events: Any) -> None:
 
 
 def _close_too_big(layer: Any, src: Any, size: int, original: Any, events: Any, ws_events: Any) -> Iterator[Any]:
-    reason = "viteproxy: MESSAGE_TOO_BIG"
+    reason = "viteproxy: message too big"
     if LIMITS.on_too_big is not None:
         reason = LIMITS.on_too_big(layer.flow, size, src is layer.client_ws)
     src.frame_buf = [b""]  # let the partial message go now

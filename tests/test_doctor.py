@@ -1,0 +1,34 @@
+"""doctor checks independent layers even when the rules file has errors: one run shows all problems."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+from test_explain import run_doctor
+
+from support import free_port
+from viteproxy.doctor import codes
+
+
+def test_a_rule_error_does_not_hide_the_listen_address_or_the_other_rules(tmp_path: Path) -> None:
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    held.listen()
+    port = held.getsockname()[1]
+    closed = free_port()
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(f"server: {{port: {port}}}\nproxy:\n"
+                     "  /bad: 'localhost:8090'\n"
+                     f"  /good: 'http://127.0.0.1:{closed}'\n")
+    try:
+        rc, report = run_doctor(rules)
+    finally:
+        held.close()
+    assert rc == 1
+    found = codes(report)
+    assert found["/bad"] == ["TARGET_NO_SCHEME"]
+    assert found["/good"] == ["CONNECT_REFUSED"]  # the rule without an error is still checked
+    assert found["(listen)"] == ["LISTEN_PORT_IN_USE"]  # and the port another program holds
+    listen = next(c for c in report["checks"] if c["rule"] == "(listen)")
+    assert "(pid " in listen["detail"]  # psutil names the holder (this test's own process)

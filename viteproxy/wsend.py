@@ -1,0 +1,110 @@
+"""How an open WebSocket ended, and whether that needs explaining (pure).
+
+Three endings are diagnosed: the proxy's idle cut, a backend that dropped the
+TCP connection without a close frame (1006), and a backend that closed with a
+protocol-level code (1002, 1003, 1007, 1008, 4000-4999) within the first
+messages after the 101, which is what a backend does when the client speaks
+another wire protocol than it does: a graphql-ws client (`graphql-transport-ws`)
+against a subscriptions-transport-ws server (the legacy protocol confusingly
+called `graphql-ws`) gets 101 and then 1002.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .closecodes import meaning
+from .codes import Code
+from .diagnosis import Diagnosis, backend_closed_abnormally, idle_timeout
+from .negotiation import WIRE_PROTOCOLS
+
+__all__ = ["EARLY_MESSAGES", "WsEnd", "judge_ws_end"]
+
+# "Right after the handshake": the backend had seen at most this many messages.
+EARLY_MESSAGES = 4
+PROTOCOL_CLOSE_CODES = frozenset({1002, 1003, 1007, 1008})
+EXCERPT = 120
+
+
+@dataclass(frozen=True)
+class WsEnd:
+    code: int | None  # as mitmproxy reports it (1006: no close frame)
+    reason: str = ""
+    closed_by_client: bool = False
+    messages: int = 0  # in both directions, until the close
+    idle_s: float | None = None  # seconds without traffic before the end
+    idle_limit_s: float = 0.0  # the proxy's idle limit, 0 when none
+    idle_source: str = ""
+    subprotocol: str | None = None  # as the client got it in the 101
+    offered: tuple[str, ...] = ()  # by the client
+    first_client: str | None = None  # the first message each side sent, cut short
+    first_server: str | None = None
+
+
+def judge_ws_end(e: WsEnd, *, rule: str | None, upstream: str | None) -> Diagnosis | None:
+    """The diagnosis of a WebSocket's end, or None for an ending that needs none."""
+    where = {"rule": rule, "upstream": upstream}
+    if e.code in (1006, None):
+        if e.idle_s is not None and e.idle_limit_s and e.idle_s >= e.idle_limit_s - 0.5:
+            return idle_timeout(e.idle_s, e.idle_limit_s, e.idle_source, **where)
+        if not e.closed_by_client:
+            return backend_closed_abnormally(messages=e.messages, **where)
+        return None
+    if e.closed_by_client or e.messages > EARLY_MESSAGES:
+        return None
+    if e.code not in PROTOCOL_CLOSE_CODES and not 4000 <= e.code <= 4999:
+        return None
+    return _early_protocol_close(e, **where)
+
+
+def _early_protocol_close(e: WsEnd, *, rule: str | None, upstream: str | None) -> Diagnosis:
+    code = e.code or 0
+    proto = e.subprotocol or "(none)"
+    facts = (
+        ("close code", f"{code} ({meaning(code)})"), ("reason", e.reason or "(none)"),
+        ("subprotocol", proto), ("offered", ", ".join(e.offered) or "(none)"),
+        ("messages", str(e.messages)),
+        ("client sent first", _cut(e.first_client)), ("backend sent first", _cut(e.first_server)),
+    )
+    if e.subprotocol == "graphql-transport-ws" and code == 1002:
+        return Diagnosis(
+            Code.WS_PROTOCOL_ERROR, 502,
+            "The backend accepted the handshake with graphql-transport-ws and closed it at once with "
+            "1002 (protocol error): it is a subscriptions-transport-ws server, which speaks only the "
+            f"legacy protocol named 'graphql-ws' ({WIRE_PROTOCOLS['graphql-ws']}), while the client "
+            f"is the graphql-ws library ({WIRE_PROTOCOLS['graphql-transport-ws']}). The two names "
+            "are confusable, the wire protocols are not compatible.",
+            "move the server to the graphql-ws library (useServer from 'graphql-ws/use/ws'), or use "
+            "subscriptions-transport-ws's client with this server; no proxy setting can translate "
+            "one protocol into the other (and a rule's 'subprotocols:' naming the other protocol "
+            "only hides the mismatch: remove it).",
+            rule=rule, upstream=upstream, facts=facts,
+        )
+    if code == 4406 and "subprotocol" in e.reason.lower():
+        return Diagnosis(
+            Code.WS_PROTOCOL_ERROR, 502,
+            f"The backend closed with 4406 ({e.reason}) right after the handshake: a graphql-ws "
+            f"library server ({WIRE_PROTOCOLS['graphql-transport-ws']}) closes so when the client did "
+            "not negotiate graphql-transport-ws.",
+            "make the client offer graphql-transport-ws (the graphql-ws library's createClient does); "
+            "a subscriptions-transport-ws client speaks the legacy 'graphql-ws' protocol, which this "
+            "server does not.",
+            rule=rule, upstream=upstream, facts=facts,
+        )
+    who = (f"on the subprotocol {e.subprotocol!r}" if e.subprotocol
+           else "with no subprotocol negotiated")
+    return Diagnosis(
+        Code.WS_PROTOCOL_ERROR, 502,
+        f"The backend closed the WebSocket with {code} ({meaning(code)}) after {e.messages} message(s), "
+        f"right after the handshake, {who}: it did not understand what the client spoke, or refused "
+        "it by policy.",
+        "compare what the client sent first with what the backend expects (its protocol and "
+        "version); the close reason, if any, is the backend's own word.",
+        rule=rule, upstream=upstream, facts=facts,
+    )
+
+
+def _cut(text: str | None) -> str:
+    if text is None:
+        return "(nothing)"
+    return text if len(text) <= EXCERPT else text[:EXCERPT] + "..."
