@@ -9,7 +9,19 @@ from typing import Any
 
 import pytest
 
-from support import CHROMIUM_ARGS, Backend, LoopThread, Proxy, chromium_path, listening_addresses, wait_until
+from support import (
+    CHROMIUM_ARGS,
+    Backend,
+    CounterBackend,
+    LoopThread,
+    Proxy,
+    chromium_path,
+    counter_client_session,
+    listening_addresses,
+    read_jsonl,
+    wait_until,
+)
+from viteproxy.session import load
 
 
 @pytest.fixture(scope="session")
@@ -97,3 +109,28 @@ def port_8080_busy() -> Iterator[None]:
     yield
     if isinstance(held, socket.socket):
         held.close()
+
+
+@pytest.fixture(scope="session")
+def counter_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A real session recorded through mitmdump (log with full payloads, and flows.mitm) against
+    tests/peers/counter_server.py, which is stopped afterwards; `port` is where it listened."""
+    work = tmp_path_factory.mktemp("replay")
+    backend = CounterBackend()
+    rules = {"proxy": {"/ws": {"target": backend.url, "ws": True}}}
+    proxy = Proxy(work / "proxy", rules,
+                  args=("--set", "viteproxy_payloads=full", "--set", "save_stream_file=flows.mitm",
+                        "--set", "viteproxy_keep_messages=-1"))
+    log = proxy.workdir / "viteproxy.jsonl"
+    try:
+        seen = counter_client_session(proxy.port)
+        wait_until(lambda: sum(r["event"] == "ws_close" for r in read_jsonl(log)) == 2, 15, "both closes in the log")
+        proxy.stop()  # mitmproxy 11 flushes flows.mitm only then
+        mitm = proxy.workdir / "flows.mitm"
+        assert len(load(mitm).connections) == 2
+        port = backend.port
+        backend.stop()
+        yield {"log": log, "port": port, "seen": seen, "mitm": mitm}
+    finally:
+        proxy.stop()
+        backend.stop()

@@ -820,6 +820,207 @@ def _complete(data: bytes) -> bool:
     return bool(length) and len(body) >= int(length.group(1))  # type: ignore[union-attr]
 
 
+class CounterBackend:
+    """tests/peers/counter_server.py as a real process: a stateful WebSocket counter.
+
+    `bug=True` starts it with the behaviour change a replay must notice.
+    """
+
+    def __init__(self, bug: bool = False, port: int = 0) -> None:
+        args = [sys.executable, str(ROOT / "tests" / "peers" / "counter_server.py"), "--port", str(port)]
+        self.proc = subprocess.Popen(args + (["--bug"] if bug else []), stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()  # blocks until it listens (or dies: then "")
+        if not line.startswith("listening "):
+            terminate(self.proc)
+            raise AssertionError(f"counter_server did not start: {line!r}")
+        self.port = int(line.split()[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        terminate(self.proc)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+def run_viteproxy(*args: str, timeout: float = 60, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """`viteproxy ARGS` (the worktree's package) to completion: stdout, stderr, returncode."""
+    return subprocess.run([sys.executable, "-m", "viteproxy", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=cwd or ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"})
+
+
+class ViteproxyProcess:
+    """A long-running `viteproxy SUBCOMMAND` (e.g. `replay server`), output collected as it comes."""
+
+    def __init__(self, *args: str, cwd: Path | None = None) -> None:
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "viteproxy", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, cwd=cwd or ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"})
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    def wait_for(self, text: str, timeout: float = 20) -> str:
+        def seen() -> str | None:
+            if self.proc.poll() is not None and not any(text in line for line in self.lines):
+                raise AssertionError(f"viteproxy exited with {self.proc.returncode}:\n{''.join(self.lines)}")
+            return next((line for line in self.lines if text in line), None)
+
+        return wait_until(seen, timeout, f"{text!r} in the output")
+
+    def stop(self) -> None:
+        terminate(self.proc)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+BINARY = bytes([0, 1, 2, 255, 128])
+
+# The same client as counter_client_session's first connection, in a page:
+# `page.evaluate(PAGE_SESSION, url)`; `page.evaluate(f"(url) => ({PAGE_SESSION})(url, 3)", url)` closes after 3.
+PAGE_SESSION = """async (url, closeAfter) => await new Promise((resolve) => {
+  const r = {protocol: null, messages: [], close: null};
+  const ws = new WebSocket(url, ['counter.v1']);
+  ws.binaryType = 'arraybuffer';
+  // The recorded client: each answer triggers its next message.
+  const script = [JSON.stringify({op: 'inc', by: 2}), new Uint8Array([0, 1, 2, 255, 128]),
+                  JSON.stringify({op: 'bye'})];
+  ws.onopen = () => { r.protocol = ws.protocol; };
+  ws.onmessage = (e) => {
+    r.messages.push(typeof e.data === 'string' ? {text: e.data} : {binary: Array.from(new Uint8Array(e.data))});
+    // closeAfter: for a server that will not close (a recording without its close)
+    if (closeAfter && r.messages.length === closeAfter) { ws.close(1000); return; }
+    const next = script.shift();
+    if (next !== undefined) ws.send(next);
+  };
+  ws.onclose = (e) => { r.close = [e.code, e.reason]; resolve(r); };
+})"""
+
+
+def counter_client_session(port: int) -> dict[str, Any]:
+    """What a frontend does: two connections, the first closed by the server (4001), the second by the client."""
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    seen: dict[str, Any] = {}
+    with connect(f"ws://127.0.0.1:{port}/ws/counter?room=a", subprotocols=["counter.v1"]) as ws:  # type: ignore[list-item]
+        seen["protocol"] = ws.subprotocol
+        seen["hello"] = json.loads(ws.recv(5))
+        ws.send(json.dumps({"op": "inc", "by": 2}))
+        seen["count"] = json.loads(ws.recv(5))
+        ws.send(BINARY)
+        seen["binary"] = ws.recv(5)
+        ws.send(json.dumps({"op": "bye"}))
+        try:
+            ws.recv(5)
+            raise AssertionError("the server did not close after bye")
+        except ConnectionClosed:
+            pass
+        seen["close"] = (ws.protocol.close_rcvd.code, ws.protocol.close_rcvd.reason)  # type: ignore[union-attr]
+    with connect(f"ws://127.0.0.1:{port}/ws/counter?room=b", subprotocols=["counter.v1"]) as ws:  # type: ignore[list-item]
+        ws.recv(5)
+        ws.send(json.dumps({"op": "inc", "by": 1}))
+        ws.recv(5)
+        ws.close(4000, "done")
+    return seen
+
+
+class DevtoolsHar:
+    """A page's WebSocket traffic from the DevTools protocol, written as DevTools exports HAR.
+
+    Listens to Network.webSocket* events on a CDP session of a Playwright page and
+    builds entries the way devtools-frontend does (front_end/models/har/Log.ts and
+    SDK NetworkRequest.addProtocolFrame): `_resourceType: "websocket"`,
+    `_webSocketMessages` of `{type: send|receive, time, opcode, data}` where `data`
+    is the DevTools protocol's `payloadData` (base64 for binary frames) and `time`
+    the frame's wall-clock time (handshake wallTime + monotonic delta).
+    """
+
+    def __init__(self, page: Any) -> None:
+        self.page = page
+        self.sockets: dict[str, dict[str, Any]] = {}
+        self.cdp = page.context.new_cdp_session(page)
+        for name in ("webSocketCreated", "webSocketWillSendHandshakeRequest",
+                     "webSocketHandshakeResponseReceived", "webSocketFrameSent", "webSocketFrameReceived",
+                     "webSocketClosed"):
+            self.cdp.on(f"Network.{name}", getattr(self, f"_{name}"))
+        self.cdp.send("Network.enable")
+
+    def _webSocketCreated(self, e: dict[str, Any]) -> None:
+        self.sockets[e["requestId"]] = {"url": e["url"], "frames": [], "closed": False}
+
+    def _webSocketWillSendHandshakeRequest(self, e: dict[str, Any]) -> None:
+        s = self.sockets[e["requestId"]]
+        s.update(wall=e["wallTime"], mono=e["timestamp"], request_headers=e["request"]["headers"])
+
+    def _webSocketHandshakeResponseReceived(self, e: dict[str, Any]) -> None:
+        s = self.sockets[e["requestId"]]
+        r = e["response"]
+        s.update(status=r["status"], status_text=r.get("statusText", ""), response_headers=r["headers"])
+        if r.get("requestHeaders"):
+            s["request_headers"] = r["requestHeaders"]
+
+    def _frame(self, e: dict[str, Any], sent: bool) -> None:
+        s = self.sockets[e["requestId"]]
+        r = e["response"]
+        s["frames"].append({"type": "send" if sent else "receive",
+                            "time": s["wall"] + (e["timestamp"] - s["mono"]),
+                            "opcode": r["opcode"], "data": r["payloadData"]})
+
+    def _webSocketFrameSent(self, e: dict[str, Any]) -> None:
+        self._frame(e, True)
+
+    def _webSocketFrameReceived(self, e: dict[str, Any]) -> None:
+        self._frame(e, False)
+
+    def _webSocketClosed(self, e: dict[str, Any]) -> None:
+        self.sockets[e["requestId"]]["closed"] = True
+
+    def wait_closed(self, count: int, timeout: float = 10) -> None:
+        """Until `count` sockets are closed; pumps Playwright's event dispatch while waiting."""
+        def closed() -> bool:
+            self.page.wait_for_timeout(20)  # lets the sync API deliver pending CDP events
+            return sum(s["closed"] for s in self.sockets.values()) >= count
+
+        wait_until(closed, timeout, f"{count} closed WebSocket(s) in the DevTools events")
+
+    def har(self) -> dict[str, Any]:
+        import datetime as dt
+
+        def pairs(headers: dict[str, str]) -> list[dict[str, str]]:
+            return [{"name": k, "value": v} for k, v in headers.items()]
+
+        entries = []
+        for s in self.sockets.values():
+            started = dt.datetime.fromtimestamp(s["wall"], dt.UTC).isoformat(timespec="milliseconds")
+            entries.append({
+                "_initiator": {"type": "script"}, "_priority": None, "_resourceType": "websocket",
+                "cache": {}, "connection": "0",
+                "request": {"method": "GET", "url": s["url"], "httpVersion": "HTTP/1.1",
+                            "headers": pairs(s.get("request_headers", {})), "queryString": [], "cookies": [],
+                            "headersSize": -1, "bodySize": 0},
+                "response": {"status": s.get("status", 0), "statusText": s.get("status_text", ""),
+                             "httpVersion": "HTTP/1.1", "headers": pairs(s.get("response_headers", {})),
+                             "cookies": [], "content": {"size": 0, "mimeType": "x-unknown"}, "redirectURL": "",
+                             "headersSize": -1, "bodySize": -1, "_transferSize": 0, "_error": None},
+                "serverIPAddress": "127.0.0.1", "startedDateTime": started.replace("+00:00", "Z"), "time": 0,
+                "timings": {"blocked": -1, "dns": -1, "ssl": -1, "connect": -1, "send": 0, "wait": 0,
+                            "receive": 0, "_blocked_queueing": -1},
+                "_webSocketMessages": s["frames"],
+            })
+        return {"log": {"version": "1.2", "creator": {"name": "WebInspector", "version": "537.36"},
+                        "pages": [], "entries": entries}}
+
+
 class StreamBackend:
     """tests/stream_backend.py in its own process (so a test can SIGKILL it).
 

@@ -20,7 +20,7 @@ import pytest
 
 from support import ROOT, Backend, free_port, http_request, port_open, terminate, wait_until
 
-TEST_TOOLS = {"pytest", "playwright", "mypy", "ruff", "jsonschema", "trustme", "websockets", "aiohttp"}
+TEST_TOOLS = {"pytest", "playwright", "mypy", "ruff", "jsonschema", "trustme", "aiohttp"}
 
 
 @pytest.fixture(scope="module")

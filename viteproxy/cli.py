@@ -24,6 +24,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("viteproxy.doctor", "check every rule layer by layer: config, DNS, TCP, HTTP, WebSocket"),
     "report": ("viteproxy.reportcli", "post-mortem of a JSONL log or a .mitm flow file"),
     "import": ("viteproxy.importer", "write rules.yaml from a project's vite.config.* (needs Node and Vite)"),
+    "replay": ("viteproxy.replaycli", "replay a recorded WebSocket session against a backend, or stand in for one"),
     "demo": ("viteproxy.demo", "start three demo backends and the proxy on a rules file"),
     "addon-path": ("viteproxy.cli", "print the path of the script for `mitmdump -s` / `mitmweb -s`"),
     "schema-path": ("viteproxy.cli", "print the path of rules.yaml's JSON Schema (for your editor)"),

@@ -69,6 +69,7 @@ class Code(enum.StrEnum):
     INVALID_REWRITE = auto(), 0, "error", "config", "a rewrite replacement that cannot be applied"
     UNSUPPORTED_OPTION = auto(), 0, "warning", "config", "a Vite option with no YAML form, ignored"
     JS_FUNCTION = auto(), 0, "error", "config", "a JavaScript function pasted into rules.yaml"
+    REPLAY_NOT_FOUND = auto(), 0, "error", "config", "a rule's replay: names no readable recorded session"
     RULE_NEVER_MATCHES = auto(), 0, "warning", "config", "a prefix key that does not start with '/'"
     YAML_ALIAS_LIMIT = auto(), 0, "error", "config", "YAML anchors and aliases that expand past 100,000 values"
     CONFIG_TOO_LARGE = auto(), 0, "error", "config", "a rules file over 1 MiB"
@@ -79,6 +80,7 @@ class Code(enum.StrEnum):
     EXPOSED_LISTEN = auto(), 0, "warning", "lint", "the proxy listens on all interfaces"
     HMR_CAPTURED = auto(), 200, "warning", "lint", "a ws rule takes Vite's own HMR socket (subprotocol vite-hmr)"
     REGEX_NESTED_QUANTIFIER = auto(), 0, "warning", "lint", "a regex like (a+)+ that can backtrack for minutes"
+    REPLAY_WITHOUT_WS = auto(), 0, "warning", "lint", "a rule with replay: that takes no WebSocket upgrades"
 
     # ------------------------------------------------------------- listening
     LISTEN_PORT_IN_USE = auto(), 0, "error", "listen", "another program holds the proxy's port"

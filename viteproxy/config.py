@@ -10,6 +10,7 @@ config one error per restart is the experience this project exists to end.
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -149,6 +150,8 @@ class Rule:
     prepend_path: bool = True  # prependPath: the target's path goes in front
     ignore_path: bool = False  # ignorePath: the request's path is dropped
     regex: JSRegex | None = field(default=None, compare=False, repr=False)
+    # A recorded session served instead of forwarding (the proxy stands in for the backend).
+    replay: str | None = None
 
     @property
     def ws_enabled(self) -> bool:
@@ -237,6 +240,7 @@ RULE_KEYS: dict[str, str] = {
     "auth": "'user:password' (Basic credentials for the backend)",
     "prependPath": "true or false",
     "ignorePath": "true or false",
+    "replay": "a recorded session to serve instead of the target, e.g. sessions/chat.jsonl",
 }
 # Options of Vite / http-proxy-3 that have no YAML meaning or are not implemented:
 # copying them from a vite.config must not be fatal, and each says what to do instead.
@@ -765,6 +769,10 @@ def _rule(r: _Reader, index: int, key: str, k_node: yaml.Node, v_node: yaml.Node
             bp = _bypass(r, ov_node, okey)
             ok = ok and bp is not None
             opts["bypass"] = bp
+        elif name == "replay":
+            rp = _replay(r, ov_node, okey)
+            ok = ok and rp is not None
+            opts["replay"] = rp
         elif name in UNSUPPORTED_RULE_KEYS:
             r.issue(Code.UNSUPPORTED_OPTION, ok_node, okey,
                     f"{name!r} is a JavaScript-only or unsupported option and is ignored",
@@ -796,7 +804,24 @@ def _rule(r: _Reader, index: int, key: str, k_node: yaml.Node, v_node: yaml.Node
         prepend_path=opts.get("prependPath") is not False,
         ignore_path=opts.get("ignorePath") or False,
         regex=regex,
+        replay=opts.get("replay"),
     )
+
+
+def _replay(r: _Reader, node: yaml.Node, key: str) -> str | None:
+    """The recording's path, relative to the rules file's folder; it must exist."""
+    v = r.value(node)
+    if not isinstance(v, str) or not v.strip():
+        r.issue(Code.INVALID_TYPE, node, key, f"expected the path of a recorded session, got {v!r}",
+                "e.g. replay: sessions/chat.jsonl (a log written with viteproxy_payloads=full, a .mitm or a .har)")
+        return None
+    # Absolute: the log and mitmweb then name the file wherever the proxy runs from.
+    path = Path(os.path.abspath(Path(r.file).parent / v.strip()))
+    if not path.is_file():
+        r.issue(Code.REPLAY_NOT_FOUND, node, key, f"no recorded session at {str(path)!r}",
+                "record one with --set viteproxy_payloads=full, or give the path from the rules file's folder")
+        return None
+    return str(path)
 
 
 def _rewrites(r: _Reader, node: yaml.Node, key: str) -> tuple[Rewrite, ...] | None:
@@ -950,6 +975,12 @@ def _lint(rules: list[Rule], server: Server, file: str) -> Iterator[Issue]:
                     "repeat once, e.g. '(a+)+' -> 'a+', '(\\d+/)*' is fine only if its parts cannot overlap",
                     "warning",
                 )
+        if rule.replay and not rule.ws_enabled:
+            yield Issue(
+                Code.REPLAY_WITHOUT_WS, file, rule.line, f"proxy.{rule.key}",
+                "replay: serves WebSocket upgrades, and this rule takes none",
+                "add ws: true", "warning",
+            )
     for i, later in enumerate(rules):
         for earlier in rules[:i]:
             if earlier.regex is None and later.key.startswith(earlier.key) and (

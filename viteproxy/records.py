@@ -102,6 +102,8 @@ def _route_fields(rec: dict[str, Any], meta: Mapping[str, Any], redact: Redactor
         rec["upstream"] = redact.url(meta["upstream"])
     if meta.get("bypassed"):
         rec["bypassed"] = True
+    if meta.get("replay"):  # served from this recording by a `replay:` rule, not by `upstream`
+        rec["replay"] = meta["replay"]
 
 
 def _with_diagnosis(rec: dict[str, Any], meta: Mapping[str, Any], redact: Redactor | None = None,

@@ -84,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--html", metavar="FILE", help="also write an HTML report with message-rate charts")
     parser.add_argument("--all", action="store_true", help="list every HTTP request, not only failed ones")
+    parser.add_argument("--har", metavar="FILE",
+                        help="also write the WebSocket connections as a HAR file (Chrome DevTools' _webSocketMessages)")
     args = parser.parse_args(argv)
 
     warnings: list[str] = []
@@ -102,6 +104,12 @@ def main(argv: list[str] | None = None) -> int:
     # A single cut last line is what a crash leaves: worth a warning, not a problem.
     bad_lines = [w for w in warnings if "cut last line" not in w]
 
+    if args.har:
+        try:
+            _write_har(records, ", ".join(args.logs), args.har)
+        except OSError as e:
+            print(f"report: cannot write {args.har}: {e.strerror}", file=sys.stderr)
+            return 2
     if args.conn is not None:
         found = session.find(args.conn)
         if not found:
@@ -121,6 +129,18 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     sys.stdout.write(render_json(session) if args.json else render_table(session, include_http=args.all))
     return 1 if session.problems or bad_lines else 0
+
+
+def _write_har(records: list[dict[str, Any]], source: str, path: str) -> None:
+    from .har import write_har
+    from .session import from_records
+
+    recording = from_records(records, source, strict=False)
+    write_har(recording, path)
+    cut = sum(any(m.truncated for m in c.messages) for c in recording.connections)
+    if cut:
+        print(f"report: {path}: {cut} connection(s) hold only payload previews; "
+              "record with --set viteproxy_payloads=full for whole messages", file=sys.stderr)
 
 
 if __name__ == "__main__":
