@@ -1126,3 +1126,45 @@ class DevtoolsHar:
             })
         return {"log": {"version": "1.2", "creator": {"name": "WebInspector", "version": "537.36"},
                         "pages": [], "entries": entries}}
+
+
+class StreamBackend:
+    """tests/stream_backend.py in its own process (so a test can SIGKILL it).
+
+    Each WebSocket connection gets "tick N" every `interval` seconds and its
+    text messages echoed; `lines()` is what it printed ("recv PATH MSG",
+    "close PATH CODE").
+    """
+
+    def __init__(self, workdir: Path, interval: float = 0.02) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.output_path = workdir / f"stream-backend-{self.port}.out"
+        self._out = open(self.output_path, "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "tests" / "stream_backend.py"), str(self.port), str(interval)],
+            stdout=self._out, stderr=subprocess.STDOUT,
+        )
+
+        def ready() -> bool:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"stream backend exited:\n{self.output_path.read_text()}")
+            return f"ready {self.port}" in self.output_path.read_text()
+
+        wait_until(ready, 20, "the stream backend to listen")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def lines(self) -> list[str]:
+        return self.output_path.read_text(errors="replace").splitlines()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+
+    def stop(self) -> None:
+        terminate(self.proc, grace=5)
+        self._out.close()

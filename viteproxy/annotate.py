@@ -17,15 +17,16 @@ No mitmproxy import: it works on anything with metadata, comment, marked.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Protocol
 
-from . import closecodes
+from . import closecodes, redact
 from .diagnosis import Diagnosis
 from .flowmeta import FlowMeta, HasMetadata, meta, reset
 
 __all__ = ["Annotatable", "clear_diagnosis", "compose", "note", "note_close", "note_handshake",
-           "note_route", "record_diagnosis", "refresh"]
+           "note_route", "record_diagnosis", "redacted", "refresh"]
 
 logger = logging.getLogger("viteproxy")
 
@@ -53,6 +54,7 @@ def compose(m: FlowMeta) -> tuple[str, bool]:
     close = m.get("close")  # "closed by server: 1006"
     arrow = "=>" if m.get("kind") == "ws" else "->"
     rule = f"[{m['rule']}]" if m.get("rule") else ""
+    url = redact.active().url  # comments reach mitmweb and .mitm files: the log's rule
     # Outcome first: mitmweb's Comment column shows about 20 characters.
     outcome = [str(diag["code"])] if diag else []
     if handshake:
@@ -62,7 +64,7 @@ def compose(m: FlowMeta) -> tuple[str, bool]:
     if outcome:
         lines = [" ".join(filter(None, [" · ".join(outcome), rule]))]
     elif routed:
-        lines = [f"{rule} {arrow} {m['upstream']}".strip()]
+        lines = [f"{rule} {arrow} {url(m['upstream'])}".strip()]
     else:
         lines = []
     if diag:
@@ -74,7 +76,7 @@ def compose(m: FlowMeta) -> tuple[str, bool]:
         lines.append(f"{close} ({m['close_meaning']})")
     lines += m.get("notes", [])
     if routed:
-        lines.append(f"{m.get('url', '')} {arrow} {m['upstream']}")
+        lines.append(f"{url(m.get('url', ''))} {arrow} {url(m['upstream'])}")
     warn = bool(diag) or _failed(m.get("handshake")) or m.get("close_abnormal", False)
     return "\n".join(lines), warn
 
@@ -103,7 +105,9 @@ def record_diagnosis(flow: Annotatable, diag: Diagnosis) -> bool:
     """Attach a diagnosis: record, comment, mark and the proxy's log.
 
     A warning never replaces an error already recorded. Returns whether it was recorded.
+    What is recorded and printed has the flow's credentials hidden (`redacted`).
     """
+    diag = redacted(flow, diag)
     m = meta(flow)
     existing = m.get("diagnosis")
     if existing and existing.get("severity") != "warning" and diag.severity == "warning":
@@ -111,8 +115,32 @@ def record_diagnosis(flow: Annotatable, diag: Diagnosis) -> bool:
     m["diagnosis"] = diag.to_dict()
     refresh(flow)
     log = logger.warning if diag.severity == "warning" else logger.error
-    log("viteproxy: %s %s: %s Fix: %s", diag.code, flow.request.path, diag.summary, diag.fix)
+    log("viteproxy: %s %s: %s Fix: %s", diag.code, redact.active().url(flow.request.path), diag.summary,
+        diag.fix)
     return True
+
+
+def redacted(flow: Annotatable, diag: Diagnosis) -> Diagnosis:
+    """The diagnosis with the flow's credentials hidden, by the log's rule (redact.py).
+
+    Render this one to the client too: a diagnosis repeats the URL it was about.
+    """
+    red = redact.active()
+    if not red.enabled:
+        return diag
+    m = meta(flow)
+    headers = getattr(flow.request, "headers", None)
+    pairs = list(headers.items(multi=True)) if headers is not None else []
+    secrets = red.secrets([flow.request.path, m.get("url"), m.get("upstream"), diag.upstream], pairs)
+
+    def hide(text: str) -> str:
+        return red.scrub(text, secrets) if secrets else text
+
+    return dataclasses.replace(
+        diag, summary=hide(diag.summary), fix=hide(diag.fix),
+        upstream=red.url(hide(diag.upstream)) if diag.upstream else diag.upstream,
+        facts=tuple((k, hide(v)) for k, v in diag.facts),
+    )
 
 
 def clear_diagnosis(flow: Annotatable, code: str) -> None:

@@ -77,6 +77,8 @@ class Code(enum.StrEnum):
     TARGET_LIST_MIXED = auto(), 0, "error", "config", "a rule's targets differ in scheme or path"
     INVALID_BALANCE = auto(), 0, "error", "config", "balance is not round-robin, least-connections or first-healthy"
     INVALID_HEALTH_CHECK = auto(), 0, "error", "config", "a healthCheck path that does not start with /"
+    YAML_ALIAS_LIMIT = auto(), 0, "error", "config", "YAML anchors and aliases that expand past 100,000 values"
+    CONFIG_TOO_LARGE = auto(), 0, "error", "config", "a rules file over 1 MiB"
 
     # -------------------------------------------------- lint of a parsed file
     RULE_SHADOWED = auto(), 0, "warning", "lint", "an earlier rule matches every request this one would"
@@ -128,6 +130,11 @@ class Code(enum.StrEnum):
     BACKEND_CLOSED_ABNORMALLY = auto(), 502, "error", "traffic", "the backend dropped a WebSocket with no close frame"
     IDLE_TIMEOUT = auto(), 504, "error", "traffic", "the proxy closed a connection after a period without traffic"
     WS_PROTOCOL_ERROR = auto(), 502, "error", "traffic", "the backend closed with a protocol error right after the 101"
+
+    # ------------------------------------------ bounds (viteproxy/limits.py)
+    MESSAGE_TOO_BIG = auto(), 413, "error", "traffic", "a WebSocket message over viteproxy_max_message_mb: closed 1009"
+    HEADERS_TIMEOUT = auto(), 408, "error", "traffic", "request headers not complete in viteproxy_headers_timeout"
+    RECORDER_CANNOT_WRITE = auto(), 503, "error", "traffic", "the flight recorder's log cannot be written: stopping"
 
     @classmethod
     def get(cls, name: str | None) -> Code | None:

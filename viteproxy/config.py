@@ -43,6 +43,11 @@ __all__ = [
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5280
+# A rules file is a few KiB. These bounds keep a hostile or broken one (a YAML
+# "billion laughs" of anchors and aliases, a file of generated junk) from
+# taking seconds and gigabytes before it is refused.
+MAX_FILE_BYTES = 1024 * 1024
+MAX_EXPANDED_NODES = 100_000
 
 Severity = Literal["error", "warning"]
 
@@ -430,6 +435,16 @@ def parse_config(text: str, file: str = "rules.yaml", *, env: Mapping[str, str] 
                               f"add proxy rules, e.g. {EXAMPLE_RULE}"))
         raise ConfigError(r.issues)
 
+    # Before anything walks the values: an alias is one node here, but every
+    # reader below (and `<<:` merging) expands it.
+    bomb = _alias_bomb(root, MAX_EXPANDED_NODES)
+    if bomb is not None:
+        r.issue(Code.YAML_ALIAS_LIMIT, bomb, "",
+                f"anchors and aliases (&name / *name) here expand to more than "
+                f"{MAX_EXPANDED_NODES:,} values",
+                "write the values out; a rules file needs aliases only to share a rule's options")
+        raise ConfigError(r.issues)
+
     _interpolate(r, root, refs, os.environ if env is None else env, env_files)
     if r.issues:
         raise ConfigError(r.issues)
@@ -595,6 +610,35 @@ def _too_deep_line(text: str, limit: int = 100) -> int | None:
     return None
 
 
+def _alias_bomb(root: yaml.Node, limit: int) -> yaml.Node | None:
+    """The first node whose value, with every alias expanded, exceeds `limit` nodes; None if none.
+
+    Linear in the composed graph: each node's expanded size is computed once
+    (aliases share their anchor's node object), iteratively in post-order.
+    """
+    size: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        if id(node) in size:
+            continue
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                children += (k, v)
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        if not done:
+            stack.append((node, True))
+            stack.extend((c, False) for c in children if id(c) not in size)
+            continue
+        total = 1 + sum(size.get(id(c), 0) for c in children)
+        if total > limit:
+            return node
+        size[id(node)] = total
+    return None
+
+
 def _check_values(r: _Reader, root: yaml.Node) -> None:
     """Report every node the safe constructor cannot build, and expand `<<:` merge keys."""
     seen: set[int] = set()
@@ -636,7 +680,15 @@ def load_config(path: str | Path, mode: str = DEFAULT_MODE, environ: Mapping[str
     """
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        with p.open("rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            raise ConfigError([Issue(
+                Code.CONFIG_TOO_LARGE, str(p), None, "",
+                f"the file is larger than {MAX_FILE_BYTES // 1024} KiB: not a rules file",
+                "check viteproxy_rules names your rules.yaml (a rules file is a few KiB)",
+            )])
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise ConfigError([Issue(
             Code.FILE_NOT_FOUND, str(p), None, "", "no such file",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -93,6 +94,12 @@ async def _run(args: Any) -> int:
         # their configure hooks, and where an OptionsError reaches us.
         updates: dict[str, Any] = {"viteproxy_rules": args.rules, "viteproxy_mode": mode}
         if args.save:
+            # Created private before mitmproxy opens it: it holds every request whole.
+            try:
+                os.close(os.open(args.save.lstrip("+"), os.O_WRONLY | os.O_CREAT, 0o600))
+            except OSError as e:
+                print(f"viteproxy: cannot write the flow file {args.save!r}: {e}", file=sys.stderr)
+                return 1
             updates["save_stream_file"] = args.save
         if args.port is not None:
             updates["listen_port"] = args.port

@@ -29,7 +29,13 @@ class LogFile:
         self._open()
 
     def _open(self) -> None:
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        # 0600: the log holds URLs, headers and payloads of every request (redaction
+        # hides credentials it recognises, not all of them).
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.fchmod(self._fd, 0o600)  # a log left by an older version may be 0644
+        except PermissionError:
+            pass  # someone else's file, opened for appending: theirs to protect
         self._size = os.fstat(self._fd).st_size
 
     def write(self, line: str) -> None:

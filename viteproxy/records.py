@@ -17,7 +17,8 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote_plus
+
+from .redact import DEFAULT_REDACT_HEADERS, DEFAULT_REDACT_PARAMS, REDACTED, Redactor, parse_names
 
 __all__ = [
     "PAYLOAD_MODES", "REDACTED", "DEFAULT_REDACT_HEADERS", "DEFAULT_REDACT_PARAMS",
@@ -26,115 +27,15 @@ __all__ = [
 ]
 
 PAYLOAD_MODES = ("none", "preview", "full")
-REDACTED = "[redacted]"
+# The redaction rule lives in redact.py (console, comments and responses use it too);
+# its names stay importable from here.
 C2S = "client->server"
 S2C = "server->client"
-
-# The four the HTTP spec defines for credentials, and the API-key headers dev
-# backends use in their place.
-DEFAULT_REDACT_HEADERS = frozenset({
-    "authorization", "proxy-authorization", "cookie", "set-cookie",
-    "x-api-key", "x-auth-token", "x-access-token", "x-csrf-token", "x-xsrf-token",
-})
-# Query parameter names that carry credentials in the wild (WebSocket clients
-# cannot set headers from a browser, so tokens end up in the query string).
-DEFAULT_REDACT_PARAMS = frozenset({
-    "token", "access_token", "refresh_token", "id_token", "auth_token", "api_key", "apikey", "key",
-    "auth", "authorization", "password", "passwd", "pwd", "secret", "client_secret", "sig",
-    "signature", "jwt", "session", "sessionid", "session_id", "sid", "x-amz-signature",
-    "x-amz-credential", "x-amz-security-token",
-})
-# ...and the same by suffix, for names like `ws_token` or `upload_signature`.
-_PARAM_SUFFIXES = ("token", "secret", "password", "signature", "_key", "apikey")
 
 
 def dumps(record: Mapping[str, Any]) -> str:
     """One log line, newline included. Compact, UTF-8 kept readable."""
     return json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
-
-
-def parse_names(text: str) -> frozenset[str]:
-    """Names from an option value like 'X-Api-Key, ticket' (comma or space separated)."""
-    return frozenset(n.strip().lower() for n in text.replace(",", " ").split() if n.strip())
-
-
-@dataclass(frozen=True)
-class Redactor:
-    """Hides credentials in headers and URLs before they reach the log."""
-
-    headers: frozenset[str] = DEFAULT_REDACT_HEADERS
-    params: frozenset[str] = DEFAULT_REDACT_PARAMS
-    enabled: bool = True
-
-    @classmethod
-    def with_extra(cls, extra: Iterable[str] = (), enabled: bool = True) -> Redactor:
-        names = frozenset(n.lower() for n in extra)
-        return cls(DEFAULT_REDACT_HEADERS | names, DEFAULT_REDACT_PARAMS | names, enabled)
-
-    def header_pairs(self, pairs: Iterable[tuple[str, str]]) -> list[list[str]]:
-        """Headers as [name, value] pairs in order (duplicates kept), values of secrets hidden."""
-        if not self.enabled:
-            return [[k, v] for k, v in pairs]
-        return [[k, REDACTED if k.lower() in self.headers else v] for k, v in pairs]
-
-    def param_is_secret(self, name: str) -> bool:
-        n = unquote_plus(name).lower()
-        return n in self.params or n.replace("-", "_") in self.params or n.endswith(_PARAM_SUFFIXES)
-
-    def url(self, url: str) -> str:
-        """The URL (absolute or path) with the values of token-like query parameters hidden."""
-        if not self.enabled or "?" not in url:
-            return url
-        head, _, rest = url.partition("?")
-        query, hash_, fragment = rest.partition("#")
-        parts = []
-        for part in query.split("&"):
-            name, eq, _value = part.partition("=")
-            parts.append(f"{name}={REDACTED}" if eq and self.param_is_secret(name) else part)
-        return f"{head}?{'&'.join(parts)}{hash_}{fragment}"
-
-
-    def secrets(self, urls: Iterable[str | None] = (),
-                headers: Iterable[tuple[str, str]] = ()) -> tuple[str, ...]:
-        """The values `url` and `header_pairs` hide, longest first, to hide them elsewhere too.
-
-        A diagnosis repeats the request's URL in its summary and facts, and a rejected
-        body may echo it: those are free text, so the values themselves are looked for.
-        """
-        if not self.enabled:
-            return ()
-        found: set[str] = set()
-        for url in urls:
-            if not url or "?" not in url:
-                continue
-            query = url.partition("?")[2].partition("#")[0]
-            for part in query.split("&"):
-                name, eq, value = part.partition("=")
-                if eq and value and self.param_is_secret(name):
-                    found.update((value, unquote_plus(value)))
-        for name, value in headers:
-            if name.lower() in self.headers and value:
-                found.add(value)
-                # `Bearer X`, and each `name=value` of a Cookie / Set-Cookie.
-                found.update(w for w in value.split() if w.lower() not in ("bearer", "basic"))
-                found.update(c.partition("=")[2].strip() for c in value.split(";"))
-        # Very short values would blank out ordinary words of the text around them.
-        return tuple(sorted((v for v in found if len(v) >= 4), key=len, reverse=True))
-
-    def scrub(self, value: Any, secrets: tuple[str, ...]) -> Any:
-        """A copy of plain data (dicts, lists, strings) with each secret replaced."""
-        if not secrets:
-            return value
-        if isinstance(value, str):
-            for secret in secrets:
-                if secret in value:
-                    value = value.replace(secret, REDACTED)
-            return value
-        if isinstance(value, Mapping):
-            return {k: self.scrub(v, secrets) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [self.scrub(v, secrets) for v in value]
-        return value
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from ..internals.addon import Internals
 from .balancer import Balancer
 from .devserver import DevServer
 from .explainer import Explainer
+from .guard import Guard
 from .recorder import Recorder
 from .reload import Reload
 from .replay import Replay
@@ -38,6 +39,7 @@ def make_addons() -> list[Any]:
     # after them (the Router asks it for a target; its own hooks add the choice
     # to the flow's record and count what happened); Status counts for the
     # metrics; Recorder last of the proxy's own: it logs each flow in the state
-    # the other addons left it (diagnosed, the 101 as repaired).
+    # the other addons left it (diagnosed, the 101 as repaired). Guard after the
+    # Router too: it learns from the route which connections its patches may act on.
     return [DevServer(router), router, Internals(router), Replay(router), timeouts, explainer,
-            Subprotocols(router), balancer, reload, status, Recorder(), CommentColumn()]
+            Subprotocols(router), balancer, reload, status, Guard(router), Recorder(), CommentColumn()]

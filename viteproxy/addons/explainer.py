@@ -42,7 +42,7 @@ from mitmproxy.connection import Client
 from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 from mitmproxy.tls import TlsData
 
-from ..annotate import record_diagnosis
+from ..annotate import record_diagnosis, redacted
 from ..config import HMR_PROTOCOLS
 from ..diagnosis import (
     Diagnosis,
@@ -205,7 +205,7 @@ class Explainer:
             return
         diag = await self._diagnose_error(flow, r)
         record_diagnosis(flow, diag)
-        content_type, body = render(diag, flow.request.headers.get("accept", ""))
+        content_type, body = render(redacted(flow, diag), flow.request.headers.get("accept", ""))
         response = http.Response.make(diag.status, body, {
             "content-type": content_type, "x-viteproxy-diagnosis": diag.code,
             "cache-control": "no-store", "connection": "close",
@@ -268,7 +268,7 @@ class Explainer:
         assert resp is not None
         diag = judge_handshake(_handshake_facts(flow, r, resp, ""), rule=r.rule_name, upstream=r.upstream_url)
         record_diagnosis(flow, diag)
-        content_type, body = render(diag, flow.request.headers.get("accept", ""))
+        content_type, body = render(redacted(flow, diag), flow.request.headers.get("accept", ""))
         resp.content = body  # the backend's status stays; its body is in the facts
         resp.headers["content-type"] = content_type
         resp.headers["x-viteproxy-diagnosis"] = diag.code

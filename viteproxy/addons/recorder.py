@@ -17,8 +17,11 @@ empty list breaks mitmproxy's dumper).
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import json
 import logging
+import os
 import sys
 import time
 import weakref
@@ -31,11 +34,14 @@ from mitmproxy import ctx, exceptions, http
 from wsproto.frame_protocol import Opcode
 
 from .. import closecodes
+from .. import redact as redaction
 from ..annotate import note_close, note_handshake
+from ..diagnosis import Diagnosis, render
 from ..flowmeta import FlowMeta, meta
 from ..internals.hooks import push_to_view
 from ..internals.logtext import Frame
 from ..internals.logwatch import ServerLog
+from ..limits import recorder_cannot_write
 from ..logfile import LogFile
 from ..records import (
     Counts,
@@ -304,6 +310,31 @@ def _body(resp: http.Response) -> bytes | None:
 # ------------------------------------------------------------------------ addon
 
 
+async def _shutdown_when_idle(deadline_s: float = 2.0) -> None:
+    """Shut down once the connections in flight have had their answer (or after `deadline_s`).
+
+    Stopping at once would cut the 503 that tells a client why, and mitmproxy 11
+    prints a traceback for a connection cancelled while it closes.
+    """
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        try:
+            if not ctx.master.commands.call("proxyserver.active_connections"):
+                break
+        except Exception:  # noqa: BLE001 - no proxyserver (tests): nothing to wait for
+            break
+        await asyncio.sleep(0.05)
+    ctx.master.shutdown()
+
+
+def _exit_status_1() -> None:
+    # After mitmproxy's orderly shutdown (its run() returns and mitmdump exits 0):
+    # the status that says the proxy stopped because it could not record.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1)
+
+
 class Recorder:
     """The addon: options, the log file, pings from mitmproxy's log, loud failure."""
 
@@ -313,6 +344,8 @@ class Recorder:
         self._server_log = ServerLog(self._frame, self._idle_close)
         self._configured = False
         self._start_error = ""
+        self.failed: Diagnosis | None = None  # the log could not be written: stopping
+        self._stopping: asyncio.Task[None] | None = None
 
     def load(self, loader: Any) -> None:
         loader.add_option("viteproxy_log", str, "viteproxy.jsonl",
@@ -362,6 +395,7 @@ class Recorder:
         except ValueError as e:
             raise exceptions.OptionsError(f"viteproxy: {e}") from None
         redact = Redactor.with_extra(parse_names(o.viteproxy_redact), enabled=not o.viteproxy_log_secrets)
+        redaction.use(redact)  # the console, comments and diagnoses hide what the log hides
         if {"viteproxy_log", "viteproxy_log_max_mb", "viteproxy_log_keep"} & updated or self.log is None:
             self._open_log(o.viteproxy_log, o.viteproxy_log_max_mb, o.viteproxy_log_keep)
         old = self.recording
@@ -394,13 +428,27 @@ class Recorder:
 
     def _write_failed(self, e: OSError) -> None:
         # Like mitmproxy's own save addon: losing recorded traffic must crash
-        # visibly rather than let traffic through unrecorded. Not via logging:
-        # that may be what is broken, and a hook's exception would only be logged.
+        # visibly rather than let traffic through unrecorded. One line on stderr
+        # (not via logging: that may be what is broken), no traceback: the flow
+        # in flight is answered 503 (see `response`), every later request too,
+        # and the proxy shuts down and exits with status 1.
+        if self.failed is not None:
+            return
         path = self.log.path if self.log else "?"
-        sys.stderr.write(f"viteproxy: cannot write the flight recorder log {path}: {e}; "
-                         "stopping the proxy.\n")
+        self.failed = recorder_cannot_write(str(path), e.strerror or str(e))
+        self.recording = None
+        sys.stderr.write(f"viteproxy: {self.failed.code}: {self.failed.summary}\n")
         sys.stderr.flush()
-        sys.exit(1)
+        atexit.register(_exit_status_1)
+        self._stopping = asyncio.get_running_loop().create_task(_shutdown_when_idle())
+
+    def _refuse(self, flow: http.HTTPFlow) -> None:
+        """Answer 503 RECORDER_CANNOT_WRITE instead of passing traffic the log cannot hold."""
+        assert self.failed is not None
+        content_type, body = render(self.failed, flow.request.headers.get("accept", ""))
+        flow.response = http.Response.make(self.failed.status, body, {
+            "content-type": content_type, "x-viteproxy-diagnosis": self.failed.code,
+            "cache-control": "no-store", "connection": "close"})
 
     def running(self) -> None:
         self._server_log.install()
@@ -419,6 +467,8 @@ class Recorder:
         if self.recording is not None:
             self.recording.response(flow)
             self._show(flow)
+        if self.failed is not None and flow.live:
+            self._refuse(flow)  # the line for it could not be written either
 
     def error(self, flow: http.HTTPFlow) -> None:
         if self.recording is not None:
@@ -428,6 +478,8 @@ class Recorder:
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         if self.recording is not None:
             self.recording.requestheaders(flow)
+        elif self.failed is not None:
+            self._refuse(flow)  # between the failure and the end of the shutdown
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         if self.recording is not None:
@@ -440,6 +492,8 @@ class Recorder:
     def websocket_message(self, flow: http.HTTPFlow) -> None:
         if self.recording is not None:
             self.recording.websocket_message(flow)
+        if self.failed is not None:
+            flow.websocket.messages[-1].drop()  # type: ignore[union-attr]  # not logged: not relayed
 
     def websocket_end(self, flow: http.HTTPFlow) -> None:
         if self.recording is not None:

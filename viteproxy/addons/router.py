@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from mitmproxy import ctx, http, tls
 from mitmproxy.proxy import mode_specs
 
-from ..annotate import note_route, record_diagnosis
+from ..annotate import note_route, record_diagnosis, redacted
 from ..config import Config, ConfigError, load_config
 from ..diagnosis import Diagnosis, no_rule, regex_timeout, render
 from ..flowmeta import KEY as META  # noqa: F401  (an alias for code written before flowmeta.meta)
@@ -281,7 +281,7 @@ def answer(flow: http.HTTPFlow, diag: Diagnosis, *, kind: str, url: str) -> None
     """Answer a request from the proxy itself with a diagnosis (no backend is asked)."""
     # The Router's own answers and the DevServer's take this one path.
     _show_as_asked(flow)
-    content_type, body = render(diag, flow.request.headers.get("accept", ""))
+    content_type, body = render(redacted(flow, diag), flow.request.headers.get("accept", ""))
     flow.response = http.Response.make(
         diag.status, body,
         {"content-type": content_type, "x-viteproxy-diagnosis": diag.code,

@@ -14,6 +14,7 @@ from typing import Any
 
 from mitmproxy import ctx, http
 
+from .. import redact
 from ..annotate import clear_diagnosis, note, record_diagnosis
 from ..flowmeta import meta
 from ..negotiation import CODE, negotiate, parse_protocols, upstream_offer
@@ -74,7 +75,10 @@ class Subprotocols:
         )
         if outcome.action == "keep":
             return
-        note(flow, outcome.note)
+        # The note names the protocols offered, and apps pass tokens as protocols.
+        red = redact.active()
+        line = red.scrub(outcome.note, red.secrets(headers=flow.request.headers.items(multi=True)))
+        note(flow, line)
         if outcome.action == "repair":
             if outcome.client is None:
                 resp.headers.pop(HEADER, None)
@@ -83,7 +87,7 @@ class Subprotocols:
             meta(flow)["subprotocol_repair"] = {"upstream": outcome.upstream, "client": outcome.client}
             # An earlier addon judged the 101 before it was repaired.
             clear_diagnosis(flow, CODE)
-            logger.info("viteproxy: %s (%s)", outcome.note, flow.request.path)
+            logger.info("viteproxy: %s (%s)", line, red.url(flow.request.path))
             return
         assert outcome.diagnosis is not None
         record_diagnosis(flow, outcome.diagnosis)
