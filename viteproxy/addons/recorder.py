@@ -429,6 +429,20 @@ class Recorder:
         sys.stderr.flush()
         sys.exit(1)
 
+    # The lean launcher's fast path (internals/fastpath.py) holds the log while it
+    # processes one read and releases it before that read's frames are forwarded.
+
+    def hold(self) -> None:
+        if self.log is not None:
+            self.log.hold()
+
+    def release(self) -> None:
+        if self.log is not None:
+            try:
+                self.log.release()
+            except OSError as e:
+                self._write_failed(e)
+
     def running(self) -> None:
         logging.getLogger("mitmproxy.proxy.server").addHandler(self._frames)
 
