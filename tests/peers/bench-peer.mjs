@@ -5,6 +5,8 @@
 //   node bench-peer.mjs pipeline URL N SIZE WINDOW     -> {"msgs_per_s": ...}
 //   node bench-peer.mjs rtt URL N SIZE                 -> {"median_ms": ..., "p99_ms": ...}
 //   node bench-peer.mjs fanout URL CONNS ECHOES SIZE   -> {"msgs_per_s": ..., "seconds": ...}
+//   node bench-peer.mjs memory URL N SIZE WINDOW       prints "warm" after a warm-up on the connection,
+//                                                      waits for a line on stdin, then runs N messages
 //
 // Every client prints one JSON line on stdout and exits 0, or prints the error and exits 1.
 import http from "node:http";
@@ -104,6 +106,29 @@ async function pipeline(url, n, size, window) {
   console.log(JSON.stringify({ msgs_per_s: n / seconds, seconds }));
 }
 
+async function memory(url, n, size, window) {
+  // One connection: a warm-up, then (when the caller has read the RSS) n messages on it.
+  const ws = await open(`${url}?ack=${window}`);
+  const payload = "m".repeat(size);
+  let target = 0, sent = 0, done = null;
+  ws.on("message", (data) => {
+    const acked = Number(data.toString());
+    if (acked >= target) done();
+    else if (sent < target) burst();
+  });
+  const burst = () => { const stop = Math.min(target, sent + window); while (sent < stop) { ws.send(payload); sent += 1; } };
+  const run = (count) => new Promise((resolve) => { done = resolve; target += count; burst(); burst(); });
+  await run(window * 4);
+  console.log("warm");
+  await new Promise((resolve) => process.stdin.once("data", resolve));
+  n = Math.max(window, n - (n % window));
+  const t0 = process.hrtime.bigint();
+  await run(n);
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  ws.close();
+  console.log(JSON.stringify({ msgs_per_s: n / seconds, seconds }));
+}
+
 async function rtt(url, n, size) {
   const ws = await open(url);
   const payload = "r".repeat(size);
@@ -144,6 +169,7 @@ try {
   else if (mode === "pipeline") await pipeline(args[0], num(1), num(2), num(3));
   else if (mode === "rtt") await rtt(args[0], num(1), num(2));
   else if (mode === "fanout") await fanout(args[0], num(1), num(2), num(3));
+  else if (mode === "memory") await memory(args[0], num(1), num(2), num(3));
   else fail(`unknown mode ${mode}`);
   if (mode !== "backend" && mode !== "proxy") process.exit(0);
 } catch (e) {
