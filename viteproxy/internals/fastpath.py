@@ -240,11 +240,42 @@ PATCH = register(Patch(
 ))
 
 
+def _typecheck_target() -> tuple[Any, str]:
+    from mitmproxy import http
+
+    if "__post_init__" not in vars(http.MessageData):  # python -O: there is nothing to skip
+        raise AttributeError("MessageData has no __post_init__ (python -O)")
+    return http.MessageData, "__post_init__"
+
+
+def _skip_typecheck(original: Callable[..., Any]) -> Callable[..., Any]:
+    def __post_init__(self: Any) -> None:
+        return None
+
+    return __post_init__
+
+
+# mitmproxy checks the type of every field of every request and response it
+# builds (`if __debug__:` in http.py, ~8% of an HTTP request's time on the lean
+# launcher); it can only fail on a programming error, and on the lean launcher
+# the only code building them is mitmproxy's own. Process-wide: installed only
+# by `enable`, i.e. only in the launcher's process.
+TYPECHECK_PATCH = register(Patch(
+    name="skip-message-typecheck",
+    why="lean launcher: no debug-mode type check of each request/response field",
+    target=_typecheck_target,
+    make=_skip_typecheck,
+    since=(11, 0),
+    until=(13,),
+))
+
+
 def enable(master: Any, batches: Sequence[Batch] = ()) -> FastPath | None:
     """Turn the fast path on for `master`'s connections; None (and why, in
     `PATCH.problem`) when this mitmproxy is outside the patch's gate."""
     if not PATCH.install():
         return None
+    TYPECHECK_PATCH.install()
     fp = FastPath(master, batches)
     setattr(master, _ATTR, fp)
     return fp
@@ -254,3 +285,4 @@ def disable(master: Any) -> None:
     if getattr(master, _ATTR, None) is not None:
         delattr(master, _ATTR)
     PATCH.uninstall()
+    TYPECHECK_PATCH.uninstall()
