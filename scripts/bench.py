@@ -261,11 +261,11 @@ PLACES: list[tuple[str, tuple[str, ...]]] = [
     ("wsproto (parse, mask, serialise)", ("wsproto/",)),
     ("socket writes (transport.write)", ("_SelectorSocketTransport.write", "StreamWriter.write")),
     ("socket reads", ("_read_ready", "StreamReader.read", "feed_data")),
+    ("mitmproxy layers (http, websocket, layer.py)", ("_relay_direct", "/proxy/layer.py", "/proxy/layers/", "/websocket.py",
+                                                     "/http.py", "/proxy/events.py", "/proxy/commands.py")),
     ("hook tasks + addon dispatch (hook_task, trigger_event, _iter_hooks, asyncio tasks)",
      ("/addonmanager.py", "hook_task", "handle_hook", "/asyncio_utils.py", "/tasks.py", "Task.", "/locks.py",
       "FastPath.", "fastpath.py", "/hooks.py")),
-    ("mitmproxy layers (http, websocket, layer.py)", ("/proxy/layer.py", "/proxy/layers/", "/websocket.py",
-                                                     "/http.py", "/proxy/events.py", "/proxy/commands.py")),
     ("other viteproxy addons", ("/viteproxy/",)),
     ("event loop, connection handler, other", ("",)),
 ]

@@ -206,3 +206,19 @@ def test_log_batch_is_written_on_release_in_one_piece(tmp_path: Path) -> None:
     log.write('{"e":5}\n')
     log.close()  # closing writes what was held
     assert (tmp_path / "l.jsonl").read_text().endswith('{"e":5}\n')
+
+
+def test_relay_copy_is_not_installed_when_mitmproxy_changed_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mitmproxy.proxy.layers import websocket
+
+    from viteproxy.internals import fastpath
+
+    original = websocket.WebsocketLayer.relay_messages
+    monkeypatch.setattr(fastpath, "RELAY_SOURCE_SHA", "0" * 16)
+    assert not fastpath.RELAY_PATCH.install()
+    assert "not the one copied" in (fastpath.RELAY_PATCH.problem or "")
+    assert websocket.WebsocketLayer.relay_messages is original
+    monkeypatch.undo()
+    assert fastpath.RELAY_PATCH.install()  # the source this mitmproxy ships is the copied one
+    fastpath.RELAY_PATCH.uninstall()
+    assert websocket.WebsocketLayer.relay_messages is original

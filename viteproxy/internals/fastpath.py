@@ -36,6 +36,8 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
+from mitmproxy.exceptions import AddonHalt
+
 from . import Patch, register
 
 __all__ = ["Batch", "FastPath", "PATCH", "enable", "disable"]
@@ -98,9 +100,9 @@ class FastPath:
             names = self._fields[type(hook)] = tuple(f.name for f in dataclasses.fields(hook))
         return [getattr(hook, n) for n in names]
 
-    def run_hook(self, handler: Any, hook: Any, funcs: tuple[Callable[..., Any], ...]) -> bool:
-        """Run a hook as `AddonManager.handle_lifecycle` would; False if the flow is
-        intercepted (a task then waits for its resume and completes the hook)."""
+    def call_now(self, hook: Any, funcs: tuple[Callable[..., Any], ...]) -> bool:
+        """Run a hook's handlers and the update hook, as `handle_lifecycle` would;
+        False if an addon intercepted the flow (the caller must wait for its resume)."""
         from mitmproxy import flow
 
         self.inlined += 1
@@ -110,6 +112,27 @@ class FastPath:
         if isinstance(data, flow.Flow):
             update = self.handlers("update")
             if update:
+                from mitmproxy import hooks
+
+                _call(update, self.args(hooks.UpdateHook([data])))
+            return not data.intercepted
+        return True
+
+    def run_hook(self, handler: Any, hook: Any, funcs: tuple[Callable[..., Any], ...]) -> bool:
+        """Run a hook as `AddonManager.handle_lifecycle` would; False if the flow is
+        intercepted (a task then waits for its resume and completes the hook)."""
+        from mitmproxy import flow
+
+        already = getattr(hook, "_viteproxy_ran", False)  # called in place, then intercepted
+        if not already:
+            self.inlined += 1
+        args = self.args(hook)
+        if not already:
+            _call(funcs, args)
+        data = args[0] if args else None
+        if isinstance(data, flow.Flow):
+            update = self.handlers("update")
+            if update and not already:
                 from mitmproxy import hooks
 
                 _call(update, self.args(hooks.UpdateHook([data])))
@@ -130,8 +153,6 @@ class FastPath:
 
 
 def _call(funcs: tuple[Callable[..., Any], ...], args: list[Any]) -> None:
-    from mitmproxy.exceptions import AddonHalt
-
     for f in funcs:
         try:
             res = f(*args)
@@ -273,16 +294,166 @@ TYPECHECK_PATCH = register(Patch(
 def enable(master: Any, batches: Sequence[Batch] = ()) -> FastPath | None:
     """Turn the fast path on for `master`'s connections; None (and why, in
     `PATCH.problem`) when this mitmproxy is outside the patch's gate."""
+    global _ACTIVE
     if not PATCH.install():
         return None
     TYPECHECK_PATCH.install()
     fp = FastPath(master, batches)
     setattr(master, _ATTR, fp)
+    if RELAY_PATCH.install():
+        _ACTIVE = fp
     return fp
 
 
 def disable(master: Any) -> None:
+    global _ACTIVE
     if getattr(master, _ATTR, None) is not None:
+        if _ACTIVE is getattr(master, _ATTR):
+            _ACTIVE = None
         delattr(master, _ATTR)
     PATCH.uninstall()
     TYPECHECK_PATCH.uninstall()
+    RELAY_PATCH.uninstall()
+
+
+# --------------------------------------------- WebSocket messages: the hook called in place
+
+# sha256 (first 16 hex digits) of the source of `WebsocketLayer.relay_messages` this
+# copy was made from: identical in mitmproxy 11.0.2 and 12.3.1. Any other source
+# means the copy below may no longer do what mitmproxy does: the patch stays off.
+RELAY_SOURCE_SHA = "2d451252c7287da0"
+_ACTIVE: FastPath | None = None  # the launcher's, while enabled
+
+
+def _relay_target() -> tuple[Any, str]:
+    import hashlib
+
+    from mitmproxy.proxy.layers import websocket
+
+    original = websocket.WebsocketLayer.relay_messages
+    source = inspect.getsource(getattr(original, "__wrapped__", original))
+    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
+    if digest != RELAY_SOURCE_SHA:
+        raise AttributeError(f"WebsocketLayer.relay_messages is not the one copied ({digest})")
+    return websocket.WebsocketLayer, "relay_messages"
+
+
+def _make_relay(original: Callable[..., Any]) -> Callable[..., Any]:
+    def relay_messages(self: Any, event: Any) -> Any:
+        fp = _ACTIVE
+        funcs = fp.handlers("websocket_message") if fp is not None else None
+        if fp is None or funcs is None:
+            return original(self, event)
+        return _relay_direct(self, event, fp, funcs)
+
+    return relay_messages
+
+
+def _relay_direct(self: Any, event: Any, fp: FastPath, funcs: tuple[Callable[..., Any], ...]) -> Iterator[Any]:
+    """mitmproxy's `WebsocketLayer.relay_messages` (11.0.2 = 12.3.1), except that the
+    `websocket_message` hook is called here instead of yielded: no pause of the layer,
+    no `HookCompleted` down four layers per message. A flow an addon intercepted
+    still waits for its resume: the hook is then yielded, marked as already run."""
+    import time
+
+    import wsproto.events
+    from mitmproxy import websocket
+    from mitmproxy.proxy import commands, events
+    from mitmproxy.proxy.layers.websocket import (
+        Fragmentizer,
+        WebsocketEndHook,
+        WebsocketMessageHook,
+        WebSocketMessageInjected,
+    )
+    from wsproto import ConnectionState
+    from wsproto.frame_protocol import Opcode
+
+    assert self.flow.websocket
+
+    if isinstance(event, events.ConnectionEvent):
+        from_client = event.connection == self.context.client
+        injected = False
+    elif isinstance(event, WebSocketMessageInjected):
+        from_client = event.message.from_client
+        injected = True
+    else:
+        raise AssertionError(f"Unexpected event: {event}")
+
+    from_str = "client" if from_client else "server"
+    if from_client:
+        src_ws, dst_ws = self.client_ws, self.server_ws
+    else:
+        src_ws, dst_ws = self.server_ws, self.client_ws
+
+    if isinstance(event, events.DataReceived):
+        src_ws.receive_data(event.data)
+    elif isinstance(event, events.ConnectionClosed):
+        src_ws.receive_data(None)
+    elif isinstance(event, WebSocketMessageInjected):
+        fragmentizer = Fragmentizer([], event.message.type == Opcode.TEXT)
+        src_ws._events.extend(fragmentizer(event.message.content))
+    else:  # pragma: no cover
+        raise AssertionError(f"Unexpected event: {event}")
+
+    for ws_event in src_ws.events():
+        if isinstance(ws_event, wsproto.events.Message):
+            is_text = isinstance(ws_event.data, str)
+            if is_text:
+                typ = Opcode.TEXT
+                src_ws.frame_buf[-1] += ws_event.data.encode()
+            else:
+                typ = Opcode.BINARY
+                src_ws.frame_buf[-1] += ws_event.data
+
+            if ws_event.message_finished:
+                content = b"".join(src_ws.frame_buf)
+
+                fragmentizer = Fragmentizer(src_ws.frame_buf, is_text)
+                src_ws.frame_buf = [b""]
+
+                message = websocket.WebSocketMessage(typ, from_client, content, injected=injected)
+                self.flow.websocket.messages.append(message)
+                hook = WebsocketMessageHook(self.flow)
+                if not fp.call_now(hook, funcs):
+                    vars(hook)["_viteproxy_ran"] = True  # intercepted: wait for the resume, not run again
+                    yield hook
+
+                if not message.dropped:
+                    for msg in fragmentizer(message.content):
+                        yield dst_ws.send2(msg)
+
+            elif ws_event.frame_finished:
+                src_ws.frame_buf.append(b"")
+
+        elif isinstance(ws_event, (wsproto.events.Ping, wsproto.events.Pong)):
+            yield commands.Log(
+                f"Received WebSocket {ws_event.__class__.__name__.lower()} from {from_str} "
+                f"(payload: {bytes(ws_event.payload)!r})"
+            )
+            yield dst_ws.send2(ws_event)
+        elif isinstance(ws_event, wsproto.events.CloseConnection):
+            self.flow.websocket.timestamp_end = time.time()
+            self.flow.websocket.closed_by_client = from_client
+            self.flow.websocket.close_code = ws_event.code
+            self.flow.websocket.close_reason = ws_event.reason
+
+            for ws in [self.server_ws, self.client_ws]:
+                if ws.state in {ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING}:
+                    # response == original event, so no need to differentiate here.
+                    yield ws.send2(ws_event)
+                yield commands.CloseConnection(ws.conn)
+            yield WebsocketEndHook(self.flow)
+            self.flow.live = False
+            self._handle_event = self.done
+        else:  # pragma: no cover
+            raise AssertionError(f"Unexpected WebSocket event: {ws_event}")
+
+
+RELAY_PATCH = register(Patch(
+    name="fastpath-websocket-message",
+    why="lean launcher: websocket_message called in place, not via a paused layer and HookCompleted",
+    target=_relay_target,
+    make=_make_relay,
+    since=(11, 0),
+    until=(13,),
+))
