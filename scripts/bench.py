@@ -285,7 +285,9 @@ def summarise_profile(raw: Path) -> dict[str, Any]:
         count = int(n)
         total += count
         frames = stack.split(";")
-        leaves[frames[-1].split(":")[0]] += count
+        leaf = frames[-1].split(":")[0]  # "function (path/to/file.py"
+        func, _, where = leaf.partition(" (")
+        leaves[f"{func} ({where.rsplit('/', 1)[-1]})" if where else func] += count
         for frame in reversed(frames):
             place = next((name for name, needles in PLACES if any(nd in frame for nd in needles)), None)
             if place is not None and (place != PLACES[-1][0] or frame is frames[0]):
@@ -486,7 +488,7 @@ def main(argv: list[str] | None = None) -> int:
             for g, v in pr.get("places", {}).items():
                 print(f"  {v:5.1f}%  {g}")
             if pr.get("top_self"):
-                print("  innermost frames: " + ", ".join(f"{k.rsplit('/', 1)[-1]} {v}%" for v, k in pr["top_self"][:8]))
+                print("  innermost frames: " + ", ".join(f"{k} {v}%" for v, k in pr["top_self"][:8]))
     if verdicts:
         print("\ntargets")
         for name, ok, got in verdicts:
