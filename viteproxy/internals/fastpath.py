@@ -19,7 +19,12 @@ hooks, so this module, active only there, does the same work without them:
 
 How: `ConnectionHandler.handle_client` is wrapped (a `Patch` with a version
 gate) to put an `_InlineLayer` around the handler's top layer, for handlers
-of a master that called `enable()`. Every command other than the inlined
+of a master that called `enable()`. Two more patches, installed by `enable()`
+only: `WebsocketLayer.relay_messages` is replaced by a copy that calls the
+`websocket_message` handlers where mitmproxy yields the hook (no pause of the
+layer, no `HookCompleted` through four layers per message), installed only
+when mitmproxy's source hashes to the one copied; and mitmproxy's debug-mode
+type check of every request/response field is skipped. Every command other than the inlined
 hooks and the coalesced data still goes through mitmproxy's own
 `server_event`, so connection opening, closing, timers and logging are its
 code on both lines (11.0 and 12.x, which differ there only in how they keep
