@@ -313,11 +313,12 @@ class Backend:
 
 
 class Proxy:
-    """A real `mitmdump -s addons/viteproxy.py` (or mitmweb: `program`) on a rules file in its own folder."""
+    """A real `mitmdump -s addons/viteproxy.py` (or mitmweb: `program`) on a rules file in its own folder
+    (`launcher=True`: the lean launcher, `python -m viteproxy.launcher`, instead)."""
 
     def __init__(self, workdir: Path, rules: dict[str, Any] | str, *, args: tuple[str, ...] = (),
                  port: int | None = None, wait: bool = True, env: dict[str, str] | None = None,
-                 program: Path = MITMDUMP, files: dict[str, str] | None = None) -> None:
+                 program: Path = MITMDUMP, files: dict[str, str] | None = None, launcher: bool = False) -> None:
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         for name, content in (files or {}).items():  # e.g. .env files beside rules.yaml
@@ -336,9 +337,12 @@ class Proxy:
         self.output_path = workdir / "mitmdump.out"
         self.args = args
         self._out = open(self.output_path, "wb")
+        argv = [str(program), "-s", str(ENTRY), *args]
+        if launcher:  # the checkout's package on the path, as addons/viteproxy.py arranges for mitmdump
+            argv = [sys.executable, "-m", "viteproxy.launcher", "--rules", "rules.yaml", *args]
+            env = {"PYTHONPATH": str(ROOT), **(env or {})}
         self.proc = subprocess.Popen(
-            [str(program), "-s", str(ENTRY), *args],
-            cwd=workdir, stdout=self._out, stderr=subprocess.STDOUT,
+            argv, cwd=workdir, stdout=self._out, stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
         if wait:

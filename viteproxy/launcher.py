@@ -6,6 +6,11 @@ needs (proxyserver, nextlayer, tlsconfig, core, errorcheck) does the same work
 with far fewer calls per WebSocket message. Its options are settled before the
 servers start, so it never opens mitmproxy's default *:8080 listener, which
 mitmdump 12 does for a moment before a `-s` script can replace it.
+
+Here, and only here, the fast path (`internals/fastpath.py`) is on: plain
+hooks run inline on the addons that implement them, the frames of one read go
+out in one write, and the recorder's lines of that read are written first.
+`--no-fastpath` runs mitmproxy's own path (the benchmark compares both).
 """
 
 from __future__ import annotations
@@ -23,7 +28,9 @@ from mitmproxy import exceptions, hooks, master, options
 from mitmproxy.addons import core, dumper, errorcheck, next_layer, proxyserver, save, tlsconfig
 
 from .addons import make_addons
+from .addons.recorder import Recorder
 from .config import ConfigError, load_config
+from .internals import fastpath
 
 __all__ = ["LeanMaster", "main"]
 
@@ -61,6 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--show-flows", action="store_true", help="print each flow, as mitmdump does")
     p.add_argument("-w", "--save", metavar="FILE", help="also save flows to a .mitm file")
     p.add_argument("--mode", help="mode, as Vite's --mode: its .env files and `modes:` rules (default development)")
+    p.add_argument("--no-fastpath", action="store_true",
+                   help="use mitmproxy's own hook dispatch and writes (slower; for comparison)")
     p.add_argument("--set", dest="setoptions", action="append", default=[], metavar="option=value",
                    help="set any mitmproxy or viteproxy option")
     return p
@@ -119,6 +128,13 @@ async def _run(args: Any) -> int:
         message = str(e)
         print(message if message.startswith("viteproxy:") else f"viteproxy: {message}", file=sys.stderr)
         return 1
+    fp = None
+    if not args.no_fastpath:
+        recorders = [a for a in m.viteproxy if isinstance(a, Recorder)]
+        fp = fastpath.enable(m, batches=recorders)
+        if fp is None:
+            logging.getLogger("viteproxy").info(
+                "viteproxy: fast path off: %s", fastpath.PATCH.problem)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
@@ -127,7 +143,13 @@ async def _run(args: Any) -> int:
             # Windows' event loops have no signal handlers: Ctrl-C then ends
             # asyncio.run with KeyboardInterrupt, which main() turns into exit 0.
             pass
-    await m.run()
+    try:
+        await m.run()
+    finally:
+        fastpath.disable(m)
+    if fp is not None:
+        # After the master: its log handler is gone. One line, for whoever checks the path was taken.
+        print(f"viteproxy: fast path: {fp.inlined} hooks ran inline", file=sys.stderr)
     return 0
 
 

@@ -5,6 +5,11 @@ so a SIGKILL of the proxy can at most cut the line being written, and the
 lines of a connection are on disk before the proxy lets go of the messages
 they describe. Size-based rotation keeps `path.1` ... `path.N` (newest first).
 Errors are OSError, for the caller to turn into a loud stop.
+
+Batches: between `hold()` and `release()` lines are collected and then
+written with one `os.write`. The lean launcher's fast path holds while it
+processes one read and releases before it forwards any frame of that read,
+so the promise above still holds for every forwarded message.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ class LogFile:
         self.keep = keep
         self._fd = -1
         self._size = 0
+        self._held: list[bytes] | None = None
         self._open()
 
     def _open(self) -> None:
@@ -42,6 +48,23 @@ class LogFile:
         # A lone surrogate (a header mitmproxy decoded with surrogateescape)
         # becomes a \uXXXX escape, which is still valid JSON.
         data = line.encode("utf-8", "backslashreplace")
+        if self._held is not None:
+            self._held.append(data)
+            return
+        self._write(data)
+
+    def hold(self) -> None:
+        """Collect lines until `release` (no-op if already holding)."""
+        if self._held is None:
+            self._held = []
+
+    def release(self) -> None:
+        """Write what was held, one system call for all of it, and stop holding."""
+        held, self._held = self._held, None
+        if held:
+            self._write(b"".join(held))
+
+    def _write(self, data: bytes) -> None:
         if self.max_bytes and self._size and self._size + len(data) > self.max_bytes:
             self.rotate()
         view = memoryview(data)
@@ -67,5 +90,8 @@ class LogFile:
 
     def close(self) -> None:
         if self._fd >= 0:
+            if self._held:
+                self.release()
+            self._held = None
             os.close(self._fd)
             self._fd = -1

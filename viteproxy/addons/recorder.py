@@ -450,6 +450,20 @@ class Recorder:
             "content-type": content_type, "x-viteproxy-diagnosis": self.failed.code,
             "cache-control": "no-store", "connection": "close"})
 
+    # The lean launcher's fast path (internals/fastpath.py) holds the log while it
+    # processes one read and releases it before that read's frames are forwarded.
+
+    def hold(self) -> None:
+        if self.log is not None:
+            self.log.hold()
+
+    def release(self) -> None:
+        if self.log is not None:
+            try:
+                self.log.release()
+            except OSError as e:
+                self._write_failed(e)
+
     def running(self) -> None:
         self._server_log.install()
 
