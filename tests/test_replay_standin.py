@@ -20,7 +20,17 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from support import BINARY, PAGE_SESSION, Proxy, ViteproxyProcess, free_port, read_jsonl, run_viteproxy, wait_until
+from support import (
+    BINARY,
+    PAGE_SESSION,
+    Proxy,
+    ViteproxyProcess,
+    free_port,
+    read_jsonl,
+    run_doctor,
+    run_viteproxy,
+    wait_until,
+)
 from viteproxy.session import Recording, load
 
 
@@ -181,3 +191,14 @@ def test_replay_client_through_a_replay_rule_keeps_both_close_codes(
     handshakes = [h for h in read_jsonl(log)[before:] if h["event"] == "ws_handshake"]
     assert [h["subprotocol"] for h in handshakes] == ["counter.v1", "counter.v1"]
     assert {h["replay"] for h in handshakes} == {str(replay_rule_proxy.workdir / "sessions" / "counter.jsonl")}
+
+
+def test_doctor_says_a_replay_rule_is_served_from_its_recording(replay_rule_proxy: Proxy) -> None:
+    # The target is down on purpose: doctor names the recording that serves the upgrades,
+    # and still says the rule's plain HTTP would find nothing at the target.
+    rc, report = run_doctor(replay_rule_proxy.rules_path)
+    rows = [(c["layer"], c["status"], c["code"]) for c in report["checks"] if c["rule"] == "/ws"]
+    assert rows[:3] == [("config", "ok", None), ("ws", "note", None), ("dns", "ok", None)], rows
+    note = next(c["detail"] for c in report["checks"] if c["rule"] == "/ws" and c["layer"] == "ws")
+    assert "served from" in note and "counter.jsonl" in note and "2 recorded connection(s)" in note
+    assert ("tcp", "error", "CONNECT_REFUSED") in rows

@@ -114,6 +114,8 @@ class RuleDoctor:
     def run(self) -> list[Check]:
         try:
             self.lint()
+            if self.rule.replay:
+                self.replay()  # before the target's layers: the target is often down on purpose
             addresses = self.dns()
             self.tcp(addresses)
             if self.sample is None:
@@ -121,7 +123,7 @@ class RuleDoctor:
                                          "regex key: no sample path to request"))
                 return self.checks
             self.http()
-            if self.rule.ws_enabled:
+            if self.rule.ws_enabled and not self.rule.replay:
                 self.ws()
             self.through_proxy()
         except _Stop:
@@ -129,6 +131,21 @@ class RuleDoctor:
         return self.checks
 
     # ------------------------------------------------------------ layers
+
+    def replay(self) -> None:
+        """A `replay:` rule's upgrades are served from its recording, not the target: check that instead."""
+        from .session import SessionError, load
+
+        assert self.rule.replay is not None
+        try:
+            recording = load(self.rule.replay)
+        except (SessionError, OSError) as e:
+            self.checks.append(Check(self.rule.key, "ws", "error", Code.REPLAY_NOT_FOUND, str(e),
+                                     "record a session with --set viteproxy_payloads=full"))
+            return
+        self.checks.append(Check(self.rule.key, "ws", "note", None,
+                                 f"WebSocket upgrades are served from {self.rule.replay} "
+                                 f"({len(recording.connections)} recorded connection(s)), not by the target"))
 
     def lint(self) -> None:
         key = self.rule.key
