@@ -8,7 +8,7 @@ Set-ups (--setups picks a subset, in this order):
                   (skipped when Node or tests/peers/node_modules is missing);
   bare            mitmdump in reverse mode, nothing else (it keeps every message);
   recorder        `mitmdump -s addons/viteproxy.py`: viteproxy with its recorder;
-  launcher        viteproxy on the lean launcher (`python -m viteproxy.launcher`),
+  launcher        viteproxy on the lean launcher (`python -m viteproxy run`),
                   recorder on (payload preview), the fast path on;
   launcher-slow   the same with --no-fastpath: mitmproxy's own hook path.
 
@@ -158,7 +158,7 @@ def start_proxy(setup: str, bport: int, workdir: Path) -> tuple[subprocess.Popen
             env = {**os.environ, "PYTHONPATH": os.pathsep.join(
                 p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}
             slow = ["--no-fastpath"] if setup == "launcher-slow" else []
-            args = [sys.executable, "-m", "viteproxy.launcher", "--rules", "rules.yaml", *slow, *quiet]
+            args = [sys.executable, "-m", "viteproxy", "run", "--rules", "rules.yaml", *slow, *quiet]
         else:
             args = [str(MITMDUMP), "-s", str(ROOT / "addons" / "viteproxy.py"), "--set", "flow_detail=0", *quiet]
     proc = subprocess.Popen(args, cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -314,7 +314,7 @@ class Backend:
 
 class Proxy:
     """A real `mitmdump -s addons/viteproxy.py` (or mitmweb: `program`) on a rules file in its own folder
-    (`launcher=True`: the lean launcher, `python -m viteproxy.launcher`, instead)."""
+    (`launcher=True`: the lean launcher, `python -m viteproxy run`, instead)."""
 
     def __init__(self, workdir: Path, rules: dict[str, Any] | str, *, args: tuple[str, ...] = (),
                  port: int | None = None, wait: bool = True, env: dict[str, str] | None = None,
@@ -339,7 +339,7 @@ class Proxy:
         self._out = open(self.output_path, "wb")
         argv = [str(program), "-s", str(ENTRY), *args]
         if launcher:  # the checkout's package on the path, as addons/viteproxy.py arranges for mitmdump
-            argv = [sys.executable, "-m", "viteproxy.launcher", "--rules", "rules.yaml", *args]
+            argv = [sys.executable, "-m", "viteproxy", "run", "--rules", "rules.yaml", *args]
             env = {"PYTHONPATH": str(ROOT), **(env or {})}
         self.proc = subprocess.Popen(
             argv, cwd=workdir, stdout=self._out, stderr=subprocess.STDOUT,
@@ -387,14 +387,14 @@ class Proxy:
 
 
 def launch_lean(tmp_path: Path, rules: dict[str, Any], *args: str) -> tuple[subprocess.Popen[bytes], int, BinaryIO]:
-    """The lean launcher (`python -m viteproxy.launcher`) on `rules`, listening: (process, port, output)."""
+    """The lean launcher (`python -m viteproxy run`) on `rules`, listening: (process, port, output)."""
     port = free_port()
     rules = {**rules, "server": {"port": port}}
     path = tmp_path / "rules.yaml"
     path.write_text(yaml.safe_dump(rules))
     out = open(tmp_path / "launcher.out", "wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "viteproxy.launcher", "--rules", str(path), *args],
+        [sys.executable, "-m", "viteproxy", "run", "--rules", str(path), *args],
         # In its own directory, where the recorder's default log goes; the checkout's package on the path.
         cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=out, stderr=subprocess.STDOUT,
     )

@@ -49,7 +49,7 @@ def test_render_keeps_severity_in_json() -> None:
 
 
 def test_doctor_bad_usage_exits_2(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
-    from viteproxy.doctor import main
+    from viteproxy.commands.doctor import main
 
     assert main(["--bogus"]) == 2
     assert main(["--rules", str(tmp_path / "missing.yaml")]) == 2

@@ -8,7 +8,7 @@ from pathlib import Path
 from test_explain import run_doctor
 
 from support import free_port
-from viteproxy.doctor import codes
+from viteproxy.commands.doctor import codes
 
 
 def test_a_rule_error_does_not_hide_the_listen_address_or_the_other_rules(tmp_path: Path) -> None:

@@ -42,7 +42,7 @@ from support import (
     wait_until,
     ws_connect,
 )
-from viteproxy.doctor import codes
+from viteproxy.commands.doctor import codes
 
 JSON = {"accept": "application/json"}
 

@@ -35,7 +35,7 @@ from support import (
     run_mitmdump,
     wait_until,
 )
-from viteproxy.doctor import codes
+from viteproxy.commands.doctor import codes
 
 
 @needs_tcp_timeout
@@ -162,7 +162,7 @@ def test_doctor_on_the_demo_rules(tmp_path: Path) -> None:
     config = load_config(rules)
     ports = [r.target.port for r in config.rules] + [config.fallback.port]  # type: ignore[union-attr]
     # In tmp_path: the demo's proxy writes its log (viteproxy.jsonl) where it runs.
-    demo = subprocess.Popen([sys.executable, "-m", "viteproxy.demo", "--rules", str(rules)],
+    demo = subprocess.Popen([sys.executable, "-m", "viteproxy", "demo", "--rules", str(rules)],
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)})
     try:

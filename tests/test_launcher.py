@@ -38,7 +38,7 @@ def test_launcher_routes_http_and_websocket_without_default_listener(tmp_path, b
 def test_launcher_rejects_broken_rules_without_traceback(tmp_path):
     path = tmp_path / "rules.yaml"
     path.write_text("proxy:\n  /api:\n    target: localhost:8090\n")
-    r = subprocess.run([sys.executable, "-m", "viteproxy.launcher", "--rules", str(path)],
+    r = subprocess.run([sys.executable, "-m", "viteproxy", "run", "--rules", str(path)],
                        cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert r.returncode == 1
     assert "rules.yaml:3: proxy./api.target" in r.stderr

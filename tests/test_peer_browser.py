@@ -179,7 +179,7 @@ def demo_rules(api: int, ws: int, page: int) -> tuple[str, dict[int, int]]:
 
 
 def test_demo_page_through_proxy(page: Any, loop_thread: LoopThread, tmp_path: Path) -> None:
-    from viteproxy.demo import serve_backends
+    from viteproxy.commands.demo import serve_backends
 
     api, ws, site = free_port(), free_port(), free_port()
     rules, ports = demo_rules(api, ws, site)

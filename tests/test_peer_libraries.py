@@ -27,7 +27,7 @@ import pytest
 from test_explain import run_doctor
 
 from support import PEERS, ROOT, JsonLinesPeer, Proxy, http_request, log_lines, node_peer, wait_until
-from viteproxy.doctor import codes
+from viteproxy.commands.doctor import codes
 
 pytestmark = pytest.mark.peers
 

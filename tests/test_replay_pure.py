@@ -209,7 +209,7 @@ def test_compare_names_missing_and_extra_messages_and_the_close() -> None:
 ])
 def test_cli_bad_input_is_one_line_and_exit_2(args: list[str], problem: str,
                                              capsys: pytest.CaptureFixture[str]) -> None:
-    from viteproxy.replaycli import main
+    from viteproxy.commands.replay import main
 
     try:
         status = main([a.format(flows=FLOWS) for a in args])

@@ -13,7 +13,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from support import ROOT, Backend, read_jsonl, wait_until
-from viteproxy.reportcli import main
+from viteproxy.commands.report import main
 
 FLOWS = Path(__file__).parent / "flows"
 
@@ -178,7 +178,7 @@ def test_bad_input_is_a_clear_error(tmp_path: Path, capsys: Any) -> None:
 
 def test_runs_as_a_module_from_another_directory(session_log: Path, tmp_path: Path) -> None:
     # What scripts/report execs (it sets up its own venv, so the suite runs the module).
-    done = subprocess.run([sys.executable, "-m", "viteproxy.reportcli", str(session_log), "--json"],
+    done = subprocess.run([sys.executable, "-m", "viteproxy", "report", str(session_log), "--json"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=60,
                           env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert done.returncode == 1, done.stderr

@@ -81,8 +81,8 @@ def test_a_bad_timeout_option_stops_the_proxy_with_a_message(tmp_path, backend):
 def test_doctor_names_a_silent_backend_as_the_proxy_does(tmp_path, silent, backend):
     # A backend that accepts but never answers is BACKEND_TIMEOUT / HANDSHAKE_TIMEOUT
     # in the proxy's answer; doctor must say the same, not a generic UPSTREAM_ERROR.
+    from viteproxy.commands.doctor import run_checks
     from viteproxy.config import load_config
-    from viteproxy.doctor import run_checks
 
     backend.behaviour.hang_upgrades = True
     rules = tmp_path / "rules.yaml"

@@ -2,7 +2,8 @@
 
 `viteproxy [--rules F] [-p PORT] ...` runs the proxy; `viteproxy doctor`,
 `viteproxy report`, `viteproxy import`, `viteproxy demo` and
-`viteproxy addon-path` are the tools. Each subcommand is a module with a
+`viteproxy addon-path` are the tools. Each subcommand is a module of
+`viteproxy.commands` with a
 `main(argv) -> int`, imported only when asked for, so `viteproxy report` does
 not load mitmproxy's proxy core and `viteproxy --help` stays fast.
 """
@@ -18,17 +19,17 @@ from . import __version__
 
 __all__ = ["main", "addon_path", "schema_path", "SUBCOMMANDS"]
 
-# name -> (module, one line for the help)
+# name -> (module in viteproxy.commands, one line for the help); the two *-path ones are answered here
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "run": ("viteproxy.launcher", "run the proxy (the default when no subcommand is given)"),
-    "doctor": ("viteproxy.doctor", "check every rule layer by layer: config, DNS, TCP, HTTP, WebSocket"),
-    "report": ("viteproxy.reportcli", "post-mortem of a JSONL log or a .mitm flow file"),
-    "import": ("viteproxy.importer", "write rules.yaml from a project's vite.config.* (needs Node and Vite)"),
-    "replay": ("viteproxy.replaycli", "replay a recorded WebSocket session against a backend, or stand in for one"),
-    "demo": ("viteproxy.demo", "start three demo backends and the proxy on a rules file"),
-    "options": ("viteproxy.optionscli", "list viteproxy's options with defaults and help (any mitmproxy line)"),
-    "addon-path": ("viteproxy.cli", "print the path of the script for `mitmdump -s` / `mitmweb -s`"),
-    "schema-path": ("viteproxy.cli", "print the path of rules.yaml's JSON Schema (for your editor)"),
+    "run": ("run", "run the proxy (the default when no subcommand is given)"),
+    "doctor": ("doctor", "check every rule layer by layer: config, DNS, TCP, HTTP, WebSocket"),
+    "report": ("report", "post-mortem of a JSONL log or a .mitm flow file"),
+    "import": ("vite_import", "write rules.yaml from a project's vite.config.* (needs Node and Vite)"),
+    "replay": ("replay", "replay a recorded WebSocket session against a backend, or stand in for one"),
+    "demo": ("demo", "start three demo backends and the proxy on a rules file"),
+    "options": ("options", "list viteproxy's options with defaults and help (any mitmproxy line)"),
+    "addon-path": ("", "print the path of the script for `mitmdump -s` / `mitmweb -s`"),
+    "schema-path": ("", "print the path of rules.yaml's JSON Schema (for your editor)"),
 }
 
 
@@ -65,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     name = args.pop(0) if args and args[0] in SUBCOMMANDS else "run"
     try:
-        module = importlib.import_module(SUBCOMMANDS[name][0])
+        module = importlib.import_module(f"viteproxy.commands.{SUBCOMMANDS[name][0]}")
     except ModuleNotFoundError as e:
         extra = {"demo": "demo"}.get(name)
         hint = f"; install it with: pip install 'viteproxy[{extra}]'" if extra else ""

@@ -1,4 +1,4 @@
-"""`scripts/doctor`: check every rule from the outside in, before anything is started.
+"""`viteproxy doctor`: check every rule from the outside in, before anything is started.
 
 Per rule, in order, stopping at the first layer that fails: config lint →
 DNS (both address families) → TCP connect to each resolved address → an HTTP
@@ -29,18 +29,18 @@ import sys
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .codes import Code
-from .config import RULE_KEYS, UNSUPPORTED_RULE_KEYS, Config, ConfigError, Rule, load_config
-from .diagnosis import (
+from ..codes import Code
+from ..config import RULE_KEYS, UNSUPPORTED_RULE_KEYS, Config, ConfigError, Rule, load_config
+from ..diagnosis import (
     Diagnosis,
     dns_failure,
     listen_failed,
     listen_peer_taken,
     localhost_mismatch,
 )
-from .handshake import BODY_EXCERPT, HandshakeFacts, engineio_version_mismatch, judge_handshake
-from .negotiation import negotiate, upstream_offer
-from .netcheck import (
+from ..handshake import BODY_EXCERPT, HandshakeFacts, engineio_version_mismatch, judge_handshake
+from ..negotiation import negotiate, upstream_offer
+from ..netcheck import (
     WsProbe,
     fmt_addr,
     other_loopback,
@@ -50,8 +50,8 @@ from .netcheck import (
     unprivileged_port_start,
     ws_probe,
 )
-from .upstream import UpstreamFailure, judge_upstream_failure, other_family_to_probe
-from .wsend import WsEnd, judge_ws_end
+from ..upstream import UpstreamFailure, judge_upstream_failure, other_family_to_probe
+from ..wsend import WsEnd, judge_ws_end
 
 __all__ = ["Check", "main", "run_checks"]
 
@@ -134,7 +134,7 @@ class RuleDoctor:
 
     def replay(self) -> None:
         """A `replay:` rule's upgrades are served from its recording, not the target: check that instead."""
-        from .session import SessionError, load
+        from ..session import SessionError, load
 
         assert self.rule.replay is not None
         try:
@@ -423,7 +423,7 @@ def _close_websocket(conn: http.client.HTTPConnection) -> None:
     """End an upgraded probe with a close frame (1000) and wait for the proxy to hang up.
 
     Dropping the TCP connection instead would leave a 1006 "abnormal closure"
-    for every doctor run in the proxy's flight recorder log, and scripts/report
+    for every doctor run in the proxy's flight recorder log, and viteproxy report
     would list the doctor's own probes as failures.
     """
     sock = conn.sock
@@ -499,7 +499,7 @@ def run_checks(config: Config, timeout_s: float = DEFAULT_TIMEOUT_S, *, lint: bo
     for rule in config.rules:
         checks += RuleDoctor(config, rule, timeout_s, proxy_up).run()
     if config.fallback is not None:
-        from .config import Rule as _Rule
+        from ..config import Rule as _Rule
 
         fb = _Rule(key="(fallback)", index=len(config.rules), line=None, target=config.fallback)
         doc = RuleDoctor(config, fb, timeout_s, False)

@@ -20,13 +20,13 @@ from pathlib import Path
 
 from aiohttp import WSMsgType, web
 
-from .cli import addon_path
-from .config import ConfigError, load_config
+from ..cli import addon_path
+from ..config import ConfigError, load_config
 
 __all__ = ["main", "make_api", "make_page", "make_ws"]
 
 # The demo's rules: ./rules.yaml if there is one, else the checkout's.
-_CHECKOUT_RULES = Path(__file__).resolve().parent.parent / "rules.yaml"
+_CHECKOUT_RULES = Path(__file__).resolve().parents[2] / "rules.yaml"
 
 PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>viteproxy demo</title>

@@ -26,13 +26,13 @@ from typing import Any
 
 import yaml
 
-from .cli import schema_path
-from .config import DEFAULT_PORT, ConfigError, parse_config
-from .jsfunctions import function_hint, translate_rewrite
+from ..cli import schema_path
+from ..config import DEFAULT_PORT, ConfigError, parse_config
+from ..jsfunctions import function_hint, translate_rewrite
 
 __all__ = ["Imported", "convert", "main"]
 
-LOADER = Path(__file__).resolve().parent / "js" / "load-vite-config.mjs"
+LOADER = Path(__file__).resolve().parents[1] / "js" / "load-vite-config.mjs"
 CONFIG_NAMES = ("vite.config.js", "vite.config.mjs", "vite.config.ts", "vite.config.cjs",
                 "vite.config.mts", "vite.config.cts")
 VITE_DEFAULT_PORT = 5173

@@ -32,8 +32,8 @@ class _Loader:
 
 
 def viteproxy_options() -> optmanager.OptManager:
-    from .addons import make_addons
-    from .internals import uninstall_all
+    from ..addons import make_addons
+    from ..internals import uninstall_all
 
     opts = optmanager.OptManager()
     loader = _Loader(opts)

@@ -1,4 +1,4 @@
-"""scripts/report: post-mortem of a flight recorder log or a `.mitm` flow file.
+"""`viteproxy report`: post-mortem of a flight recorder log or a `.mitm` flow file.
 
 Exit status: 0 nothing wrong, 1 problems found (failed or rejected handshakes,
 abnormal closes, diagnosed or failed requests, unreadable lines), 2 bad usage
@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .report import Session, analyse, render_html, render_json, render_table, render_timeline
+from ..report import Session, analyse, render_html, render_json, render_table, render_timeline
 
 __all__ = ["main", "load"]
 
@@ -44,7 +44,7 @@ def load(path: Path, warnings: list[str]) -> list[dict[str, Any]]:
     except OSError as e:
         raise InputError(f"{path}: cannot read: {e.strerror}") from None
     if kind == "mitm":
-        from .flowfile import FlowFileError, records_from_flow_file  # mitmproxy only when needed
+        from ..flowfile import FlowFileError, records_from_flow_file  # mitmproxy only when needed
 
         try:
             return records_from_flow_file(path)
@@ -134,8 +134,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _write_har(records: list[dict[str, Any]], source: str, path: str) -> None:
-    from .har import write_har
-    from .session import from_records
+    from ..har import write_har
+    from ..session import from_records
 
     recording = from_records(records, source, strict=False)
     write_har(recording, path)

@@ -18,8 +18,8 @@ import signal
 import sys
 from typing import Any
 
-from .replay import Matcher, render
-from .session import Recording, SessionError, load
+from ..replay import Matcher, render
+from ..session import Recording, SessionError, load
 
 __all__ = ["main"]
 
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _client(recording: Recording, matcher: Matcher, args: argparse.Namespace) -> int:
-    from .replaynet import replay, ws_url
+    from ..replaynet import replay, ws_url
 
     try:
         ws_url(args.target, recording.connections[0])
@@ -143,7 +143,7 @@ def _client(recording: Recording, matcher: Matcher, args: argparse.Namespace) ->
 
 
 def _serve(recording: Recording, args: argparse.Namespace) -> int:
-    from .replaynet import StandIn
+    from ..replaynet import StandIn
 
     async def run() -> int:
         standin = StandIn(recording, sync=args.sync, speed=args.speed,

@@ -27,10 +27,10 @@ from typing import Any
 from mitmproxy import exceptions, hooks, master, options
 from mitmproxy.addons import core, dumper, errorcheck, next_layer, proxyserver, save, tlsconfig
 
-from .addons import make_addons
-from .addons.recorder import Recorder
-from .config import ConfigError, load_config
-from .internals import fastpath
+from ..addons import make_addons
+from ..addons.recorder import Recorder
+from ..config import ConfigError, load_config
+from ..internals import fastpath
 
 __all__ = ["LeanMaster", "main"]
 
