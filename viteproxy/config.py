@@ -864,47 +864,14 @@ def _rule(r: _Reader, index: int, key: str, k_node: yaml.Node, v_node: yaml.Node
             target_seen = True
             target = _target(r, ov_node, okey, rule=True)
             ok = ok and target is not None
-        elif name == "balance":
-            policy = r.value(ov_node)
-            if policy not in BALANCE_POLICIES:
-                r.issue(Code.INVALID_BALANCE, ov_node, okey, f"unknown balance policy {policy!r}",
-                        "balance: round-robin, least-connections or first-healthy")
-                ok = False
-            opts["balance"] = policy
-        elif name == "healthCheck":
-            hc = _health_check(r, ov_node, okey)
-            ok = ok and hc is not None
-            opts["healthCheck"] = hc
-        elif name == "modes":
-            modes = _names(r, ov_node, okey)
-            ok = ok and modes is not None
-            opts["modes"] = modes or ()
-        elif name in ("changeOrigin", "rewriteWsOrigin", "ws", "xfwd", "secure", "prependPath",
-                      "ignorePath"):
-            b = r.boolean(ov_node, okey)
-            ok = ok and b is not None
-            opts[name] = b
-        elif name in ("timeout", "proxyTimeout"):
-            ms = r.milliseconds(ov_node, okey)
-            ok = ok and ms is not None
-            opts[name] = ms
-        elif name in ("rewrite", "pathRewrite"):
-            if "rewrites" in opts:
-                r.issue(Code.DUPLICATE_KEY, ok_node, okey, "both 'rewrite' and 'pathRewrite' given",
-                        "keep one: they are the same option")
-                ok = False
-                continue
-            rw = _rewrites(r, ov_node, okey)
-            ok = ok and rw is not None
-            opts["rewrites"] = rw or ()
-        elif name == "headers":
-            h = _headers(r, ov_node, okey)
-            ok = ok and h is not None
-            opts["headers"] = h or ()
-        elif name == "subprotocols":
-            sp = _subprotocols(r, ov_node, okey)
-            ok = ok and sp is not None
-            opts["subprotocols"] = sp
+        elif name in ("rewrite", "pathRewrite") and "rewrites" in opts:
+            r.issue(Code.DUPLICATE_KEY, ok_node, okey, "both 'rewrite' and 'pathRewrite' given",
+                    "keep one: they are the same option")
+            ok = False
+        elif name in _OPTION_READERS:
+            value = _OPTION_READERS[name](r, ov_node, okey)
+            ok = ok and value is not None
+            opts[_OPTION_FIELD.get(name, name)] = value
         elif name == "auth":
             auth = r.value(ov_node)
             if not isinstance(auth, str) or ":" not in auth or "\n" in auth or "\r" in auth:
@@ -912,14 +879,6 @@ def _rule(r: _Reader, index: int, key: str, k_node: yaml.Node, v_node: yaml.Node
                         "e.g. auth: 'admin:secret' (sent as Authorization: Basic ...)")
                 ok = False
             opts["auth"] = auth
-        elif name == "bypass":
-            bp = _bypass(r, ov_node, okey)
-            ok = ok and bp is not None
-            opts["bypass"] = bp
-        elif name == "replay":
-            rp = _replay(r, ov_node, okey)
-            ok = ok and rp is not None
-            opts["replay"] = rp
         elif name in UNSUPPORTED_RULE_KEYS:
             r.issue(Code.UNSUPPORTED_OPTION, ok_node, okey,
                     f"{name!r} is a JavaScript-only or unsupported option and is ignored",
@@ -939,8 +898,8 @@ def _rule(r: _Reader, index: int, key: str, k_node: yaml.Node, v_node: yaml.Node
         change_origin=opts.get("changeOrigin") or False,
         rewrite_ws_origin=opts.get("rewriteWsOrigin") or False,
         ws=opts.get("ws") or False,
-        rewrites=opts.get("rewrites", ()),
-        headers=opts.get("headers", ()),
+        rewrites=opts.get("rewrites") or (),
+        headers=opts.get("headers") or (),
         xfwd=opts.get("xfwd") or False,
         secure=opts.get("secure", True) is not False,
         timeout_ms=opts.get("timeout"),
@@ -954,9 +913,18 @@ def _rule(r: _Reader, index: int, key: str, k_node: yaml.Node, v_node: yaml.Node
         targets=opts.get("targets", ()),
         balance=opts.get("balance") or "round-robin",
         health_check=opts.get("healthCheck"),
-        modes=opts.get("modes", ()),
+        modes=opts.get("modes") or (),
         replay=opts.get("replay"),
     )
+
+
+def _balance(r: _Reader, node: yaml.Node, key: str) -> str | None:
+    policy = r.value(node)
+    if policy not in BALANCE_POLICIES:
+        r.issue(Code.INVALID_BALANCE, node, key, f"unknown balance policy {policy!r}",
+                "balance: round-robin, least-connections or first-healthy")
+        return None
+    return str(policy)
 
 
 def _replay(r: _Reader, node: yaml.Node, key: str) -> str | None:
@@ -1206,3 +1174,22 @@ def _lint(rules: list[Rule], server: Server, file: str) -> Iterator[Issue]:
                 )
                 break
 
+
+# Rule options read by one function each: (reader, node, key) -> value, or None after
+# reporting why. `_rule` stores the value under the option's name (or _OPTION_FIELD's).
+_OPTION_READERS: dict[str, Callable[[_Reader, yaml.Node, str], Any]] = {
+    **dict.fromkeys(("changeOrigin", "rewriteWsOrigin", "ws", "xfwd", "secure", "prependPath", "ignorePath"),
+                    _Reader.boolean),
+    "timeout": _Reader.milliseconds,
+    "proxyTimeout": _Reader.milliseconds,
+    "rewrite": _rewrites,
+    "pathRewrite": _rewrites,
+    "headers": _headers,
+    "subprotocols": _subprotocols,
+    "bypass": _bypass,
+    "replay": _replay,
+    "healthCheck": _health_check,
+    "modes": _names,
+    "balance": _balance,
+}
+_OPTION_FIELD = {"rewrite": "rewrites", "pathRewrite": "rewrites"}
