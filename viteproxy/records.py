@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import codecs
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +22,7 @@ from .redact import DEFAULT_REDACT_HEADERS, DEFAULT_REDACT_PARAMS, REDACTED, Red
 
 __all__ = [
     "PAYLOAD_MODES", "REDACTED", "DEFAULT_REDACT_HEADERS", "DEFAULT_REDACT_PARAMS",
-    "PayloadPolicy", "Redactor", "dumps", "parse_names",
+    "PayloadPolicy", "Redactor", "dumps", "parse_names", "LogLine", "read_lines",
     "http_record", "handshake_record", "close_record", "ping_record", "body_excerpt",
 ]
 
@@ -31,6 +31,35 @@ PAYLOAD_MODES = ("none", "preview", "full")
 # its names stay importable from here.
 C2S = "client->server"
 S2C = "server->client"
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One non-empty line of a log as read back: its record, or why it is not one."""
+
+    number: int
+    record: dict[str, Any] | None
+    problem: str | None  # "not JSON (...)", "not a flight recorder record (no 'event'/'id')"
+    last: bool  # the text after the last newline: a line a crash (SIGKILL) may have cut
+    json: bool = True  # False: not even JSON (a cut line, or not a log at all)
+
+
+def read_lines(raw: bytes) -> Iterator[LogLine]:
+    """The lines of a JSONL log, parsed; callers choose what an unreadable line means."""
+    lines = raw.split(b"\n")
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        last = n == len(lines)
+        try:
+            rec = json.loads(line)
+        except ValueError as e:
+            yield LogLine(n, None, f"not JSON ({getattr(e, 'msg', e)})", last, json=False)
+            continue
+        if not isinstance(rec, dict) or "event" not in rec or "id" not in rec:
+            yield LogLine(n, None, "not a flight recorder record (no 'event'/'id')", last)
+            continue
+        yield LogLine(n, rec, None, last)
 
 
 def dumps(record: Mapping[str, Any]) -> str:

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .records import read_lines
+
 __all__ = [
     "Close", "Connection", "Message", "Recording", "SessionError",
     "load", "from_records", "sniff",
@@ -164,7 +166,7 @@ def load(path: str | Path, *, strict: bool = True) -> Recording:
     except OSError as e:
         raise SessionError(str(p), f"cannot read it: {e.strerror}") from None
     if kind == "har":
-        from .har import read_har
+        from .har import read_har  # here: har.py reads with this module's classes
 
         return read_har(p, strict=strict)
     if kind == "mitm":
@@ -181,18 +183,12 @@ def load(path: str | Path, *, strict: bool = True) -> Recording:
 
 def _jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
     out: list[tuple[int, dict[str, Any]]] = []
-    lines = path.read_bytes().split(b"\n")
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except ValueError as e:
-            if n == len(lines):  # cut by a crash: what a SIGKILL leaves
-                continue
-            raise SessionError(str(path), f"not JSON ({getattr(e, 'msg', e)})", n) from None
-        if isinstance(rec, dict) and "event" in rec and "id" in rec:
-            out.append((n, rec))
+    for line in read_lines(path.read_bytes()):
+        if line.record is not None:
+            out.append((line.number, line.record))
+        elif not line.json and not line.last:
+            raise SessionError(str(path), line.problem or "not JSON", line.number)
+        # a cut last line (what a SIGKILL leaves) and lines of other programs are skipped
     return out
 
 

@@ -8,11 +8,11 @@ or unreadable input.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
+from ..records import read_lines
 from ..report import Session, analyse, render_html, render_json, render_table, render_timeline
 
 __all__ = ["main", "load"]
@@ -53,21 +53,12 @@ def load(path: Path, warnings: list[str]) -> list[dict[str, Any]]:
     records: list[dict[str, Any]] = []
     with open(path, "rb") as f:
         raw = f.read()
-    lines = raw.split(b"\n")
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
+    for line in read_lines(raw):
+        if line.record is None:
+            what = "cut last line" if line.last and not line.json else line.problem
+            warnings.append(f"{path}:{line.number}: {what}, skipped")
             continue
-        try:
-            rec = json.loads(line)
-        except ValueError as e:
-            last = n == len(lines)  # text after the last newline: cut by a crash
-            what = 'cut last line' if last else 'not JSON'
-            warnings.append(f"{path}:{n}: {what} ({getattr(e, 'msg', e)}), skipped")
-            continue
-        if not isinstance(rec, dict) or "event" not in rec or "id" not in rec:
-            warnings.append(f"{path}:{n}: not a flight recorder record (no 'event'/'id'), skipped")
-            continue
-        records.append(rec)
+        records.append(line.record)
     if not records and warnings:
         raise InputError(f"{path}: no flight recorder records in it ({len(warnings)} unreadable line(s))")
     return records
