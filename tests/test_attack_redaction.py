@@ -105,3 +105,19 @@ def test_status_json_and_rule_list_hide_secrets(proxy_factory: Callable[..., Pro
         assert not leaked, f"{name} shows {leaked} in clear:\n{text}"
     log = (proxy.workdir / "viteproxy.jsonl").read_text()
     assert key not in log and token not in log and code not in log
+
+
+def test_balancer_console_lines_hide_secrets(proxy_factory: Callable[..., Proxy], backend: Backend) -> None:
+    """A rule with several targets prints its choice and its failovers with the URL: redacted like
+    every other console line."""
+    token = "BALANCETOKEN4e2f9a7c"
+    dead = free_port()
+    proxy = proxy_factory({"proxy": {"/api": {"target": [f"http://127.0.0.1:{dead}", backend.url],
+                                              "balance": "first-healthy"}}},
+                          launcher=True)  # no mitmdump flow lines (URLs as received: see the README)
+    status, _, _ = http_request(proxy.port, "GET", f"/api/x?access_token={token}")
+    assert status == 200
+    out = wait_until(lambda: proxy.output() if "failover [/api]" in proxy.output() else None, 10,
+                     "the failover line")
+    assert "/api/x?access_token=[redacted]" in out, out
+    assert token not in out, out
