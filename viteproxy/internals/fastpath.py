@@ -29,7 +29,9 @@ hooks and the coalesced data still goes through mitmproxy's own
 `server_event`, so connection opening, closing, timers and logging are its
 code on both lines (11.0 and 12.x, which differ there only in how they keep
 task references). `mitmdump -s` and mitmweb never call `enable()`: there the
-wrapper passes straight through.
+wrapper passes straight through. The same wrapper holds the connections a
+launcher accepts during its start-up (`hold_until_started`), with or without
+the fast path.
 """
 
 from __future__ import annotations
@@ -248,6 +250,9 @@ def _target() -> tuple[Any, str]:
 
 def _make(original: Callable[..., Any]) -> Callable[..., Any]:
     async def handle_client(self: Any) -> None:
+        gate = getattr(getattr(self, "master", None), _GATE, None)
+        if gate is not None and not gate.is_set():
+            await gate.wait()  # accepted during start-up: handled once it is over
         fp = getattr(getattr(self, "master", None), _ATTR, None)
         if fp is not None and not isinstance(self.layer, _InlineLayer):
             self.layer = _InlineLayer(self.layer, fp, self)
@@ -296,6 +301,26 @@ TYPECHECK_PATCH = register(Patch(
 ))
 
 
+_GATE = "_viteproxy_startup_gate"
+
+
+def hold_until_started(master: Any) -> Callable[[], None] | None:
+    """Make the connections `master` accepts wait until the returned callable is called.
+
+    mitmproxy listens before its `running` hooks are over, and its errorcheck
+    exits on any error logged until then: a client that connects at once (a
+    browser tab retrying) got its request's diagnosis counted as a start-up
+    error, or (mitmproxy 12) met a TLS config without its certstore. The
+    launcher opens the gate when errorcheck is done. None when the patch of
+    `handle_client` is outside its version gate.
+    """
+    if not PATCH.install():
+        return None
+    gate = asyncio.Event()
+    setattr(master, _GATE, gate)
+    return gate.set
+
+
 def enable(master: Any, batches: Sequence[Batch] = ()) -> FastPath | None:
     """Turn the fast path on for `master`'s connections; None (and why, in
     `PATCH.problem`) when this mitmproxy is outside the patch's gate."""
@@ -316,6 +341,8 @@ def disable(master: Any) -> None:
         if _ACTIVE is getattr(master, _ATTR):
             _ACTIVE = None
         delattr(master, _ATTR)
+    if getattr(master, _GATE, None) is not None:
+        delattr(master, _GATE)
     PATCH.uninstall()
     TYPECHECK_PATCH.uninstall()
     RELAY_PATCH.uninstall()
