@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from websockets.sync.client import connect
 
 from support import ROOT, echo_json, free_port, http_request, launch_lean, read_flows, wait_until
@@ -121,16 +122,17 @@ def test_launcher_mode_reads_its_env_files_and_reloads_edits(tmp_path, backend_f
     assert "rules reloaded (changed: .env.staging.local): mode staging" in (tmp_path / "launcher.out").read_text()
 
 
-def test_requests_at_the_first_instant_do_not_stop_the_launcher(tmp_path, proxy_factory):
+@pytest.mark.parametrize("launcher", [False, True], ids=["mitmdump", "launcher"])
+def test_requests_at_the_first_instant_do_not_stop_the_proxy(tmp_path, proxy_factory, launcher):
     """A browser tab that keeps retrying (Vite's client pings until the server is back) reaches the
     proxy the instant it listens. Its first requests get diagnoses logged as errors (here: a
     Host the proxy refuses, a backend not up yet); mitmproxy's errorcheck counted them as
-    start-up errors and the launcher exited ("Error logged during startup, exiting...",
-    and on mitmproxy 12 "'NoneType' object has no attribute 'default_ca'" before its certstore
-    was loaded). Connections now wait until the start-up is over."""
+    start-up errors and the proxy exited ("Error logged during startup, exiting...", and on
+    the launcher on mitmproxy 12 "'NoneType' object has no attribute 'default_ca'" before its
+    certstore was loaded). Connections now wait until the start-up is over."""
     import threading
 
-    proxy = proxy_factory({"proxy": {"/api": f"http://127.0.0.1:{free_port()}"}}, launcher=True, wait=False)
+    proxy = proxy_factory({"proxy": {"/api": f"http://127.0.0.1:{free_port()}"}}, launcher=launcher, wait=False)
     stop = threading.Event()
     answers: list[int] = []
 

@@ -21,7 +21,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from mitmproxy import exceptions, hooks, master, options
@@ -35,31 +35,15 @@ from .internals import fastpath
 __all__ = ["LeanMaster", "main"]
 
 
-class _StartupCheck(errorcheck.ErrorCheck):
-    """mitmproxy's errorcheck, which also says when the start-up is over (`started`)."""
-
-    name = "errorcheck"  # the master looks it up by this name
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.started: list[Callable[[], None]] = []
-
-    def finish(self) -> None:
-        super().finish()
-        for callback in self.started:
-            callback()
-
-
 class LeanMaster(master.Master):
     def __init__(self, opts: options.Options, *, show_flows: bool = False, save_to: str | None = None) -> None:
         super().__init__(opts, with_termlog=True)
-        self.startup_check = _StartupCheck()
         self.addons.add(
             core.Core(),
             proxyserver.Proxyserver(),
             next_layer.NextLayer(),
             tlsconfig.TlsConfig(),
-            self.startup_check,
+            errorcheck.ErrorCheck(),
         )
         self.viteproxy = make_addons()
         self.addons.add(*self.viteproxy)
@@ -144,10 +128,6 @@ async def _run(args: Any) -> int:
         message = str(e)
         print(message if message.startswith("viteproxy:") else f"viteproxy: {message}", file=sys.stderr)
         return 1
-    # Connections accepted before the start-up is over wait for its end (see hold_until_started).
-    release = fastpath.hold_until_started(m)
-    if release is not None:
-        m.startup_check.started.append(release)
     fp = None
     if not args.no_fastpath:
         recorders = [a for a in m.viteproxy if isinstance(a, Recorder)]
