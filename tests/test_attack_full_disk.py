@@ -7,6 +7,7 @@ disk's do; the proxy opens it as its log and fails on the first line.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -49,3 +50,69 @@ def test_full_disk_websocket_upgrade(proxy_factory: Callable[..., Proxy], backen
                           args=("--set", "viteproxy_log=/dev/full"))
     assert asyncio.run(_upgrade(proxy.url("/ws/x", "ws"))) == 503  # not upgraded, unrecorded
     _assert_clean_stop(proxy)
+
+
+class _PipeLog:
+    """The proxy's log as a named pipe that this test reads, until `fail()` closes the reading end:
+    every later write then fails (EPIPE), mid-stream, as a disk that fills up under traffic does."""
+
+    def __init__(self, path: Path) -> None:
+        os.mkfifo(path)
+        self.path = path
+        # Non-blocking: open before the proxy opens its end (which would block without a reader).
+        self._fd: int | None = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        self.lines = 0
+
+    def drain(self) -> None:
+        assert self._fd is not None
+        while True:
+            try:
+                chunk = os.read(self._fd, 1 << 16)
+            except BlockingIOError:
+                return
+            if not chunk:
+                return
+            self.lines += chunk.count(b"\n")
+
+    def fail(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+async def _stream_until_closed(url: str, log: _PipeLog) -> tuple[int | None, str | None, int]:
+    async with websockets.connect(url, open_timeout=10, ping_interval=None) as ws:
+        n = 0
+        try:
+            while True:
+                if n == 20:
+                    log.drain()
+                    log.fail()
+                await ws.send(f"m{n}")
+                await asyncio.wait_for(ws.recv(), 10)
+                n += 1
+        except websockets.ConnectionClosed:
+            pass
+        return ws.close_code, ws.close_reason, n
+
+
+@pytest.mark.parametrize("launcher", [False, True], ids=["mitmdump", "launcher"])
+def test_log_fails_under_an_open_websocket(proxy_factory: Callable[..., Proxy], backend: Backend,
+                                           launcher: bool, tmp_path: Path) -> None:
+    """The WebSocket open when the log fails hears why (1011 RECORDER_CANNOT_WRITE) and the proxy
+    stops with its one line: no connection is left for the shutdown to cancel (on mitmproxy 11,
+    a traceback; the client saw a bare TCP close or a 1000 and the log a made-up
+    BACKEND_CLOSED_ABNORMALLY)."""
+    log = _PipeLog(tmp_path / "log.pipe")
+    try:
+        proxy = proxy_factory({"proxy": {"/ws": {"target": backend.url, "ws": True}}}, launcher=launcher,
+                              args=("--set", f"viteproxy_log={log.path}"))
+        code, reason, sent = asyncio.run(_stream_until_closed(proxy.url("/ws/x", "ws"), log))
+    finally:
+        log.fail()
+    assert sent >= 20
+    assert (code, reason) == (1011, "viteproxy: RECORDER_CANNOT_WRITE"), (code, reason, proxy.output())
+    assert proxy.wait_exit(30) == 1
+    out = proxy.output()
+    assert len([line for line in out.splitlines() if "RECORDER_CANNOT_WRITE:" in line]) == 1, out
+    assert "Traceback" not in out and "BACKEND_CLOSED_ABNORMALLY" not in out, out

@@ -87,9 +87,10 @@ async def _kill_backend_under_load(proxy_url: str, log: Path,
     return state, t_kill
 
 
+@pytest.mark.parametrize("launcher", [False, True], ids=["mitmdump", "launcher"])
 def test_backend_killed_under_50_streaming_sockets(proxy_factory: Callable[..., Proxy],
-                                                    stream_backend: StreamBackend) -> None:
-    proxy = proxy_factory({"proxy": {"/ws": {"target": stream_backend.url, "ws": True}}})
+                                                    stream_backend: StreamBackend, launcher: bool) -> None:
+    proxy = proxy_factory({"proxy": {"/ws": {"target": stream_backend.url, "ws": True}}}, launcher=launcher)
     log = proxy.workdir / "viteproxy.jsonl"
     state, t_kill = asyncio.run(_kill_backend_under_load(proxy.url("/ws", "ws"), log, stream_backend.kill))
 
@@ -131,10 +132,11 @@ async def _vanishing_clients(proxy_url: str, n: int) -> None:
         ws.transport.abort()  # RST, no close frame: as a killed browser tab's process
 
 
+@pytest.mark.parametrize("launcher", [False, True], ids=["mitmdump", "launcher"])
 def test_client_vanishes_backend_gets_a_close(proxy_factory: Callable[..., Proxy],
-                                              stream_backend: StreamBackend) -> None:
+                                              stream_backend: StreamBackend, launcher: bool) -> None:
     n = 20
-    proxy = proxy_factory({"proxy": {"/ws": {"target": stream_backend.url, "ws": True}}})
+    proxy = proxy_factory({"proxy": {"/ws": {"target": stream_backend.url, "ws": True}}}, launcher=launcher)
     asyncio.run(_vanishing_clients(proxy.url("/ws", "ws"), n))
 
     def closed() -> list[str]:

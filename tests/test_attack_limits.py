@@ -80,11 +80,12 @@ async def _big(url: str, size: int, compressible: bool) -> tuple[int | None, str
 
 # Measured once with the limit off (not run: it takes 90 s): the 64 MiB random message is
 # relayed after 89 s and the proxy's RSS peaks 384 MiB above its start.
-@pytest.mark.parametrize("limit_mb, compressible", [("4", False), ("4", True), ("16", True)],
-                         ids=["random-4", "deflated-4", "deflated-16"])
+@pytest.mark.parametrize("limit_mb, compressible, launcher",
+                         [("4", False, False), ("4", True, False), ("16", True, False), ("4", True, True)],
+                         ids=["random-4", "deflated-4", "deflated-16", "launcher-deflated-4"])
 def test_64mib_message(proxy_factory: Callable[..., Proxy], backend: Backend, limit_mb: str,
-                       compressible: bool) -> None:
-    proxy = proxy_factory({"proxy": {"/ws": {"target": backend.url, "ws": True}}},
+                       compressible: bool, launcher: bool) -> None:
+    proxy = proxy_factory({"proxy": {"/ws": {"target": backend.url, "ws": True}}}, launcher=launcher,
                           args=("--set", f"viteproxy_max_message_mb={limit_mb}"))
     before = _rss_kb(proxy.proc.pid)
     t0 = time.monotonic()

@@ -77,3 +77,47 @@ def test_no_secret_in_clear_anywhere(proxy_factory: Callable[..., Proxy], backen
     assert not _leaks(comments), f"flow comments leak {_leaks(comments)}"
     for p in (log, flows_path):
         assert stat.S_IMODE(p.stat().st_mode) == 0o600, f"{p.name} is {oct(p.stat().st_mode)}"
+
+
+def test_status_json_and_rule_list_hide_secrets(proxy_factory: Callable[..., Proxy], backend: Backend) -> None:
+    """The status page (JSON, read by the HTML page, often on a shared screen) and the rule list a
+    missed request gets back redact URLs by the log's rule: query tokens of open WebSockets,
+    of failed requests, and a key in a target's own query."""
+    key, token, code = "TARGETKEY7c1d93ab", "WSTOKEN91be33f0", "OAUTHCODE55d0e2a9"
+    proxy = proxy_factory({"proxy": {"/ws": {"target": f"{backend.url}/base?apikey={key}", "ws": True}}})
+
+    async def scenario() -> tuple[bytes, bytes]:
+        async with websockets.connect(proxy.url(f"/ws/live?token={token}", "ws"), ping_interval=None,
+                                      open_timeout=20) as ws:
+            await ws.send("hi")
+            await asyncio.wait_for(ws.recv(), 10)
+            missed = await asyncio.to_thread(http_request, proxy.port, "GET", f"/nomatch?code={code}")
+            assert missed[0] == 404
+            status = await asyncio.to_thread(http_request, proxy.port, "GET", "/__viteproxy/status")
+            assert status[0] == 200
+            return missed[2], status[2]
+
+    missed, status = asyncio.run(scenario())
+    for name, body in (("404 body", missed), ("status JSON", status)):
+        text = body.decode()
+        assert "[redacted]" in text, text
+        leaked = [s for s in (key, token, code) if s in text]
+        assert not leaked, f"{name} shows {leaked} in clear:\n{text}"
+    log = (proxy.workdir / "viteproxy.jsonl").read_text()
+    assert key not in log and token not in log and code not in log
+
+
+def test_balancer_console_lines_hide_secrets(proxy_factory: Callable[..., Proxy], backend: Backend) -> None:
+    """A rule with several targets prints its choice and its failovers with the URL: redacted like
+    every other console line."""
+    token = "BALANCETOKEN4e2f9a7c"
+    dead = free_port()
+    proxy = proxy_factory({"proxy": {"/api": {"target": [f"http://127.0.0.1:{dead}", backend.url],
+                                              "balance": "first-healthy"}}},
+                          launcher=True)  # no mitmdump flow lines (URLs as received: see the README)
+    status, _, _ = http_request(proxy.port, "GET", f"/api/x?access_token={token}")
+    assert status == 200
+    out = wait_until(lambda: proxy.output() if "failover [/api]" in proxy.output() else None, 10,
+                     "the failover line")
+    assert "/api/x?access_token=[redacted]" in out, out
+    assert token not in out, out

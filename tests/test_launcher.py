@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from websockets.sync.client import connect
 
 from support import ROOT, echo_json, free_port, http_request, launch_lean, read_flows, wait_until
@@ -119,3 +120,39 @@ def test_launcher_mode_reads_its_env_files_and_reloads_edits(tmp_path, backend_f
         proc.wait(15)
         out.close()
     assert "rules reloaded (changed: .env.staging.local): mode staging" in (tmp_path / "launcher.out").read_text()
+
+
+@pytest.mark.parametrize("launcher", [False, True], ids=["mitmdump", "launcher"])
+def test_requests_at_the_first_instant_do_not_stop_the_proxy(tmp_path, proxy_factory, launcher):
+    """A browser tab that keeps retrying (Vite's client pings until the server is back) reaches the
+    proxy the instant it listens. Its first requests get diagnoses logged as errors (here: a
+    Host the proxy refuses, a backend not up yet); mitmproxy's errorcheck counted them as
+    start-up errors and the proxy exited ("Error logged during startup, exiting...", and on
+    the launcher on mitmproxy 12 "'NoneType' object has no attribute 'default_ca'" before its
+    certstore was loaded). Connections now wait until the start-up is over."""
+    import threading
+
+    proxy = proxy_factory({"proxy": {"/api": f"http://127.0.0.1:{free_port()}"}}, launcher=launcher, wait=False)
+    stop = threading.Event()
+    answers: list[int] = []
+
+    def tab(host: str) -> None:
+        while not stop.is_set():
+            try:
+                answers.append(http_request(proxy.port, "GET", "/api/x", headers={"Host": host}, timeout=10)[0])
+            except OSError:
+                pass  # not listening yet
+
+    tabs = [threading.Thread(target=tab, args=(host,)) for host in ("evil.example", "127.0.0.1") * 4]
+    for t in tabs:
+        t.start()
+    try:
+        wait_until(lambda: len(answers) >= 40 or proxy.proc.poll() is not None, 30, "answers")
+    finally:
+        stop.set()
+        for t in tabs:
+            t.join(15)
+    assert proxy.proc.poll() is None, proxy.output()
+    assert set(answers) == {403, 502}, answers
+    out = proxy.output()
+    assert "Error logged during startup" not in out and "Addon error" not in out, out

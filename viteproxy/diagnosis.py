@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import redact
 from .codes import Code
 from .flowmeta import DiagnosisState
 from .routing import Miss
@@ -335,7 +336,8 @@ def from_issue(issue: Any) -> Diagnosis:
 def _describe(rule: Any) -> str:
     flags = [f for f, on in (("ws", rule.ws_enabled), ("changeOrigin", rule.change_origin)) if on]
     extra = f" ({', '.join(flags)})" if flags else ""
-    return f"{rule.key} -> {rule.target.raw}{extra}"
+    # The rule list goes back to the client that missed: a key in a target's query stays hidden.
+    return f"{rule.key} -> {redact.active().url(rule.target.raw)}{extra}"
 
 
 def render(diag: Diagnosis, accept: str) -> tuple[str, bytes]:

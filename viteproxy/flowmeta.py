@@ -68,6 +68,7 @@ class FlowMeta(TypedDict, total=False):
     close: str  # "closed by server: 1006"
     close_meaning: str  # "abnormal closure, no close frame (connection dropped)"
     close_abnormal: bool  # a close worth a mark
+    closed_by_proxy: str  # the proxy ended an open WebSocket itself, and why (its diagnosis says more)
     # Which of a rule's targets, and why; failovers inside the request (Balancer).
     balance: dict[str, Any]
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from mitmproxy import http
 
+from .. import redact
 from ..annotate import note
 from ..balancing import Plan, Pool, address_of
 from ..config import Config, HealthCheck, Rule
@@ -96,7 +97,7 @@ class Balancer:
         self._by_client[flow.client_conn.id] = weakref.ref(flow)
         if len(rule.all_targets) < 2:
             return found
-        logger.info("viteproxy: [%s] %s %s", rule.key, found.url, plan.describe())
+        logger.info("viteproxy: [%s] %s %s", rule.key, redact.active().url(found.url), plan.describe())
         upstream = outgoing_path(chosen.path, chosen.search, found.rewritten,
                                  prepend_path=rule.prepend_path, ignore_path=rule.ignore_path)
         return replace(found, target=chosen, upstream_path=upstream)
@@ -161,7 +162,7 @@ class Balancer:
         balance.setdefault("failover", []).append({"from": _name(failed), "to": _name(nxt), "error": error})
         note(flow, f"failover: {_name(failed)} failed ({error}); retried on {_name(nxt)}")
         logger.warning("viteproxy: failover [%s] %s: %s failed (%s); retrying on %s",
-                       f.rule.key, req.path, _name(failed), error, _name(nxt))
+                       f.rule.key, redact.active().url(req.path), _name(failed), error, _name(nxt))
 
     # ------------------------------------------------------------ accounting
 

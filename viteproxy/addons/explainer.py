@@ -291,8 +291,8 @@ class Explainer:
     def websocket_end(self, flow: http.HTTPFlow) -> None:
         r = self.router.route_for(flow)
         ws = flow.websocket
-        if r is None or ws is None:
-            return
+        if r is None or ws is None or meta(flow).get("closed_by_proxy"):
+            return  # the proxy ended it itself (the recorder cannot write) and said why
         conn = self._conns.get(flow.client_conn.id) or _Conn()
         # An idle cut looks like a client abort (the proxy drops the client
         # connection, wsproto reports 1006 from the client side): tell them

@@ -38,6 +38,7 @@ from .. import redact as redaction
 from ..annotate import note_close, note_handshake
 from ..diagnosis import Diagnosis, render
 from ..flowmeta import FlowMeta, meta
+from ..internals import clientconn
 from ..internals.hooks import push_to_view
 from ..internals.logtext import Frame
 from ..internals.logwatch import ServerLog
@@ -310,12 +311,21 @@ def _body(resp: http.Response) -> bytes | None:
 # ------------------------------------------------------------------------ addon
 
 
-async def _shutdown_when_idle(deadline_s: float = 2.0) -> None:
+async def _shutdown_when_idle(open_ws: Callable[[], list[http.HTTPFlow]], why: str,
+                              deadline_s: float = 2.0) -> None:
     """Shut down once the connections in flight have had their answer (or after `deadline_s`).
 
     Stopping at once would cut the 503 that tells a client why, and mitmproxy 11
-    prints a traceback for a connection cancelled while it closes.
+    prints a traceback for a connection cancelled while it closes. Open WebSockets
+    never go idle: both their ends get a close (1011, `why`) first.
     """
+    try:
+        proxyserver = ctx.master.addons.get("proxyserver")
+    except Exception:  # noqa: BLE001 - no master (tests)
+        proxyserver = None
+    for flow in open_ws():
+        meta(flow)["closed_by_proxy"] = why
+        clientconn.close_websocket(proxyserver, flow, 1011, why)
     end = time.monotonic() + deadline_s
     while time.monotonic() < end:
         try:
@@ -346,6 +356,7 @@ class Recorder:
         self._start_error = ""
         self.failed: Diagnosis | None = None  # the log could not be written: stopping
         self._stopping: asyncio.Task[None] | None = None
+        self._open_ws: dict[str, http.HTTPFlow] = {}  # live WebSocket flows, by id
 
     def load(self, loader: Any) -> None:
         loader.add_option("viteproxy_log", str, "viteproxy.jsonl",
@@ -440,7 +451,8 @@ class Recorder:
         sys.stderr.write(f"viteproxy: {self.failed.code}: {self.failed.summary}\n")
         sys.stderr.flush()
         atexit.register(_exit_status_1)
-        self._stopping = asyncio.get_running_loop().create_task(_shutdown_when_idle())
+        self._stopping = asyncio.get_running_loop().create_task(_shutdown_when_idle(
+            lambda: [f for f in self._open_ws.values() if f.live], f"viteproxy: {self.failed.code}"))
 
     def _refuse(self, flow: http.HTTPFlow) -> None:
         """Answer 503 RECORDER_CANNOT_WRITE instead of passing traffic the log cannot hold."""
@@ -500,6 +512,7 @@ class Recorder:
             self.recording.responseheaders(flow)
 
     def websocket_start(self, flow: http.HTTPFlow) -> None:
+        self._open_ws[flow.id] = flow  # to close it with a reason if the log fails
         if self.recording is not None:
             self.recording.websocket_start(flow)
 
@@ -510,6 +523,7 @@ class Recorder:
             flow.websocket.messages[-1].drop()  # type: ignore[union-attr]  # not logged: not relayed
 
     def websocket_end(self, flow: http.HTTPFlow) -> None:
+        self._open_ws.pop(flow.id, None)
         if self.recording is not None:
             self.recording.websocket_end(flow)
             self._show(flow)

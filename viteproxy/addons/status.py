@@ -30,7 +30,7 @@ from mitmproxy import http
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.exposition import choose_encoder
 
-from .. import __version__
+from .. import __version__, redact
 from ..annotate import note
 from ..flowmeta import meta, reset
 from .router import Router
@@ -213,7 +213,7 @@ class Status:
         self.errors.append({
             "ts": time.time(), "id": flow.id, "code": diag.get("code"), "severity": diag.get("severity", "error"),
             "status": diag.get("status"), "summary": diag.get("summary"), "rule": diag.get("rule") or self._rule(flow),
-            "url": meta(flow).get("url") or flow.request.path,
+            "url": redact.active().url(meta(flow).get("url") or flow.request.path),
         })
 
     def response(self, flow: http.HTTPFlow) -> None:
@@ -284,13 +284,15 @@ class Status:
             self.metrics.target_active.labels(row["rule"], row["target"]).set(row["active"])
 
     def snapshot(self) -> dict[str, Any]:
+        """The status JSON, URLs redacted by the log's rule (the page may be on a shared screen or scraped)."""
+        url = redact.active().url
         config = self.router.config
         now = time.time()
         rules = []
         if config is not None:
             for r in config.rules:
                 rules.append({
-                    "key": r.key, "line": r.line, "targets": [t.raw for t in r.all_targets],
+                    "key": r.key, "line": r.line, "targets": [url(t.raw) for t in r.all_targets],
                     "balance": r.balance if len(r.all_targets) > 1 else None, "ws": r.ws_enabled,
                     "modes": list(r.modes),
                 })
@@ -303,11 +305,12 @@ class Status:
             "uptime": round(now - self.started, 1),
             "rules": rules,
             "inactive_rules": list(config.inactive) if config else [],
-            "fallback": config.fallback.raw if config and config.fallback else None,
-            "targets": self.balancer.targets_status(config) if self.balancer is not None else [],
+            "fallback": url(config.fallback.raw) if config and config.fallback else None,
+            "targets": [{**row, "url": url(row["url"])} if row.get("url") else row
+                        for row in (self.balancer.targets_status(config) if self.balancer is not None else [])],
             "failovers": self.balancer.failovers if self.balancer is not None else 0,
             "websockets": [
-                {"id": s.id, "rule": s.rule, "url": s.url, "upstream": s.upstream, "age": round(now - s.opened, 1),
+                {"id": s.id, "rule": s.rule, "url": url(s.url), "upstream": url(s.upstream), "age": round(now - s.opened, 1),
                  "messages": s.messages, "bytes": s.bytes}
                 for s in self.sockets.values()
             ],
