@@ -119,3 +119,36 @@ def test_launcher_mode_reads_its_env_files_and_reloads_edits(tmp_path, backend_f
         proc.wait(15)
         out.close()
     assert "rules reloaded (changed: .env.staging.local): mode staging" in (tmp_path / "launcher.out").read_text()
+
+
+def test_launcher_flags_hold_from_another_folder(tmp_path, backend_factory):
+    # As a user runs it: `viteproxy --rules ../app/rules.yaml -p PORT --set viteproxy_log=...`
+    # from a folder with no rules.yaml. The addons must see the flags before they load
+    # ./rules.yaml or bind server.port, and no ./viteproxy.jsonl may appear on the way.
+    api = backend_factory()
+    app, cwd = tmp_path / "app", tmp_path / "elsewhere"
+    app.mkdir()
+    cwd.mkdir()
+    rules = app / "rules.yaml"
+    rules.write_text(f"server: {{port: {free_port()}}}\nproxy:\n  /api: {api.url}\n")
+    port, log = free_port(), tmp_path / "logs.jsonl"
+    out = open(tmp_path / "launcher.out", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "viteproxy.launcher", "--rules", str(rules), "-p", str(port),
+         "--set", f"viteproxy_log={log}"],
+        cwd=cwd, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        def up() -> bool:
+            assert proc.poll() is None, (tmp_path / "launcher.out").read_text()
+            return f"listening at 127.0.0.1:{port}" in (tmp_path / "launcher.out").read_text()
+
+        wait_until(up, 30, f"the launcher to listen on -p {port}")
+        status, _, _ = http_request(port, "GET", "/api/x")
+        assert status == 200
+        wait_until(lambda: log.exists() and '"event":"http"' in log.read_text(), 20, "the request in the log")
+    finally:
+        proc.terminate()
+        proc.wait(15)
+        out.close()
+    assert not (cwd / "viteproxy.jsonl").exists()
+    assert (tmp_path / "launcher.out").read_text().count("recording to") == 1

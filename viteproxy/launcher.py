@@ -114,9 +114,12 @@ async def _run(args: Any) -> int:
             updates["listen_port"] = args.port
         if args.listen_host is not None:
             updates["listen_host"] = args.listen_host
-        opts.update(**updates)
-        if args.setoptions:
-            opts.set(*args.setoptions)
+        # One update with the flags and every --set: the addons see the options as
+        # the user gave them at once (the Router binds -p, not server.port first;
+        # the recorder opens viteproxy_log, not ./viteproxy.jsonl first). A --set
+        # of the same option wins over the flag.
+        given = {spec.split("=", 1)[0] for spec in args.setoptions}
+        opts.set(*[f"{k}={v}" for k, v in updates.items() if k not in given], *args.setoptions)
         # mitmdump's script loader gives a script's addons one configure naming
         # every option; the recorder acts only on the viteproxy_* options named,
         # so without this it would never open its log nor trim messages. The

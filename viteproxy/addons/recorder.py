@@ -340,6 +340,7 @@ class Recorder:
 
     def __init__(self) -> None:
         self.log: LogFile | None = None
+        self._log_args: tuple[str, int, int] | None = None
         self.recording: Recording | None = None
         self._server_log = ServerLog(self._frame, self._idle_close)
         self._configured = False
@@ -409,6 +410,9 @@ class Recorder:
                 self.recording.conns, self.recording.by_peer = old.conns, old.by_peer
 
     def _open_log(self, path: str, max_mb: int, keep: int) -> None:
+        if self.log is not None and self._log_args == (path, max_mb, keep):
+            return  # configured again with the same log (the lean launcher's start-up)
+        self._log_args = (path, max_mb, keep)
         if self.log is not None:
             self.log.close()
             self.log = None
