@@ -139,6 +139,7 @@ async def _run(args: Any) -> int:
             logging.getLogger("viteproxy").info(
                 "viteproxy: fast path off: %s", fastpath.PATCH.problem)
     loop = asyncio.get_running_loop()
+    loop.set_exception_handler(_quiet_cancelled)
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
             loop.add_signal_handler(sig, m.shutdown)
@@ -154,6 +155,15 @@ async def _run(args: Any) -> int:
         # After the master: its log handler is gone. One line, for whoever checks the path was taken.
         print(f"viteproxy: fast path: {fp.inlined} hooks ran inline", file=sys.stderr)
     return 0
+
+
+def _quiet_cancelled(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    # Python 3.11's StreamReaderProtocol asks a cancelled connection task for its
+    # exception (fixed in 3.12), so stopping with a connection open printed a
+    # CancelledError traceback per connection. A cancelled task is no error.
+    if isinstance(context.get("exception"), asyncio.CancelledError):
+        return
+    loop.default_exception_handler(context)
 
 
 if __name__ == "__main__":
