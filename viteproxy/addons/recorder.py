@@ -461,10 +461,23 @@ class Recorder:
         if self.log is not None:
             self.log.hold()
 
-    def release(self) -> None:
+    def release(self) -> bool:
+        """Write the held lines; False when they could not be (the read's frames must not go out)."""
         if self.log is not None:
             try:
                 self.log.release()
+            except OSError as e:
+                self._write_failed(e)
+                return False
+        return True
+
+    def _sync(self) -> None:
+        # Where the line decides what the client gets (a response, a handshake):
+        # written in the hook even while the fast path holds the log, so that a
+        # failed write still turns the answer into a 503, as under mitmdump.
+        if self.log is not None and self.failed is None:
+            try:
+                self.log.sync()
             except OSError as e:
                 self._write_failed(e)
 
@@ -484,6 +497,7 @@ class Recorder:
     def response(self, flow: http.HTTPFlow) -> None:
         if self.recording is not None:
             self.recording.response(flow)
+            self._sync()
             self._show(flow)
         if self.failed is not None and flow.live:
             self._refuse(flow)  # the line for it could not be written either
