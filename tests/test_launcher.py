@@ -152,3 +152,21 @@ def test_launcher_flags_hold_from_another_folder(tmp_path, backend_factory):
         out.close()
     assert not (cwd / "viteproxy.jsonl").exists()
     assert (tmp_path / "launcher.out").read_text().count("recording to") == 1
+
+
+def test_launcher_takes_mitmdumps_save_and_show_options_with_set(tmp_path, backend_factory):
+    # `--set save_stream_file=...` (the README's advice for keeping every message) and
+    # `--set flow_detail=...` work as on mitmdump, not "Unknown option(s)".
+    api = backend_factory()
+    flows = tmp_path / "flows.mitm"
+    proc, port, out = launch_lean(tmp_path, {"proxy": {"/api": api.url}},
+                                  "--set", f"save_stream_file={flows}", "--set", "flow_detail=1")
+    try:
+        status, _, _ = http_request(port, "GET", "/api/saved")
+        assert status == 200
+    finally:
+        proc.terminate()
+        proc.wait(15)
+        out.close()
+    assert [f.request.path for f in read_flows(flows)] == ["/api/saved"]
+    assert "GET http://127.0.0.1" in (tmp_path / "launcher.out").read_text()

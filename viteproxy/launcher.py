@@ -36,7 +36,7 @@ __all__ = ["LeanMaster", "main"]
 
 
 class LeanMaster(master.Master):
-    def __init__(self, opts: options.Options, *, show_flows: bool = False, save_to: str | None = None) -> None:
+    def __init__(self, opts: options.Options, *, show_flows: bool = False, save_flows: bool = False) -> None:
         super().__init__(opts, with_termlog=True)
         self.addons.add(
             core.Core(),
@@ -52,7 +52,7 @@ class LeanMaster(master.Master):
         # only from here do they see a flow diagnosed, commented and marked.
         if show_flows:
             self.addons.add(dumper.Dumper())
-        if save_to:
+        if save_flows:
             self.addons.add(save.Save())
 
 
@@ -98,7 +98,11 @@ async def _run(args: Any) -> int:
         return 1
     opts = options.Options()
     try:
-        m = LeanMaster(opts, show_flows=args.show_flows, save_to=args.save)
+        # mitmdump's own options for showing and saving flows work with --set too
+        # (the README's `--set save_stream_file=...`): their addons are loaded then.
+        named = {spec.split("=", 1)[0] for spec in args.setoptions}
+        m = LeanMaster(opts, show_flows=args.show_flows or "flow_detail" in named,
+                       save_flows=bool(args.save) or "save_stream_file" in named)
         # Set after the addons are in the chain: that is when mitmproxy calls
         # their configure hooks, and where an OptionsError reaches us.
         updates: dict[str, Any] = {"viteproxy_rules": args.rules, "viteproxy_mode": mode}
