@@ -170,3 +170,38 @@ def test_launcher_takes_mitmdumps_save_and_show_options_with_set(tmp_path, backe
         out.close()
     assert [f.request.path for f in read_flows(flows)] == ["/api/saved"]
     assert "GET http://127.0.0.1" in (tmp_path / "launcher.out").read_text()
+
+
+def test_a_flow_file_of_trimmed_flows_is_not_replayed_as_if_whole(tmp_path, backend_factory):
+    # `viteproxy -w flows.mitm` with the log on: once logged, a connection's messages are
+    # trimmed to viteproxy_keep_messages, so the saved flow holds only the last ones. A
+    # replay of it must say so, not replay the tail as the whole session.
+    from viteproxy.flowfile import records_from_flow_file
+    from viteproxy.session import SessionError, load
+
+    ws = backend_factory()
+    flows = tmp_path / "flows.mitm"
+    proc, port, out = launch_lean(tmp_path, {"proxy": {"/ws": {"target": ws.url, "ws": True}}},
+                                  "-w", str(flows), "--set", "viteproxy_keep_messages=3")
+    try:
+        with connect(f"ws://127.0.0.1:{port}/ws/long") as c:
+            for i in range(5):
+                c.send(f"m{i}")
+                assert c.recv(timeout=10) == f"m{i}"
+        # Logged both ways before the launcher stops (it saves the flow by then at the latest).
+        log = tmp_path / "viteproxy.jsonl"
+        wait_until(lambda: log.exists() and '"event":"ws_close"' in log.read_text(), 20, "the close in the log")
+    finally:
+        proc.terminate()
+        proc.wait(15)
+        out.close()
+    close = next(r for r in records_from_flow_file(flows) if r["event"] == "ws_close")
+    assert close["missing_messages"] == 7 and "viteproxy_keep_messages" in close["detail"]
+    try:
+        load(flows)
+    except SessionError as e:
+        assert "viteproxy_keep_messages=-1" in str(e)
+    else:
+        raise AssertionError("a trimmed flow file was accepted for replay")
+    # The JSONL log written beside it has every message, and replays.
+    assert len(load(tmp_path / "viteproxy.jsonl", strict=False).connections[0].messages) == 10

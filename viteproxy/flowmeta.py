@@ -68,6 +68,7 @@ class FlowMeta(TypedDict, total=False):
     close: str  # "closed by server: 1006"
     close_meaning: str  # "abnormal closure, no close frame (connection dropped)"
     close_abnormal: bool  # a close worth a mark
+    messages_trimmed: int  # messages the recorder let go of once logged (viteproxy_keep_messages)
     # Which of a rule's targets, and why; failovers inside the request (Balancer).
     balance: dict[str, Any]
 

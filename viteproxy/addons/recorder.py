@@ -267,12 +267,28 @@ class Recording:
             detail = flow.error.msg
         if conn.partial:
             detail = "; ".join(filter(None, [detail, "recorded from mid-connection (addon reloaded)"]))
+        m = meta(flow)
+        # A flow read back from a .mitm file that a recorder had trimmed: its
+        # messages and counts here are only the last ones it kept.
+        missing = m.get("messages_trimmed", 0) if flow.websocket else 0
+        if missing:
+            detail = "; ".join(filter(None, [detail, (
+                f"the flow file holds only the last {len(flow.websocket.messages)} messages "  # type: ignore[union-attr]
+                f"({missing} earlier ones were trimmed: viteproxy_keep_messages); the JSONL log has them all")]))
         end = (ws.timestamp_end if ws and ws.timestamp_end else None) or time.time()
         rec = close_record(
             ts=end, flow_id=flow.id, code=code, reason=ws.close_reason if ws else None,
-            closed_by=closed_by, duration=end - conn.start, counts=conn.counts, meta=meta(flow),
+            closed_by=closed_by, duration=end - conn.start, counts=conn.counts, meta=m,
             meaning=closecodes.meaning(code), detail=detail, redact=self.redact,
         )
+        if missing:
+            rec["missing_messages"] = missing
+        elif ws is not None:
+            # Live: say on the flow (saved with it by -w / save_stream_file, before
+            # the save addon sees the end) how many messages the trimming left out.
+            trimmed = conn.counts.c2s_messages + conn.counts.s2c_messages - len(ws.messages)
+            if trimmed > 0 and not conn.partial:
+                m["messages_trimmed"] = trimmed
         self._emit(dumps(rec))
         note_close(flow, code, closed_by)
 
