@@ -205,3 +205,30 @@ def test_a_flow_file_of_trimmed_flows_is_not_replayed_as_if_whole(tmp_path, back
         raise AssertionError("a trimmed flow file was accepted for replay")
     # The JSONL log written beside it has every message, and replays.
     assert len(load(tmp_path / "viteproxy.jsonl", strict=False).connections[0].messages) == 10
+
+
+def test_launcher_takes_a_mitmproxy_mode_spec_as_the_readme_says(tmp_path, backend_factory):
+    # README: "If you pass your own --mode (for example --mode reverse:http://127.0.0.1:3000@9000),
+    # viteproxy uses it and routes the flows of reverse-mode listeners by the rules". On the
+    # launcher --mode is also Vite's mode name; a mitmproxy spec must not be taken for one.
+    api = backend_factory()
+    port = free_port()
+    (tmp_path / "rules.yaml").write_text(
+        f"proxy:\n  /api:\n    target: {api.url}\n    rewrite: {{'^/api': '/routed'}}\n")
+    out = open(tmp_path / "launcher.out", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "viteproxy.launcher", "--mode", f"reverse:{api.url}@127.0.0.1:{port}",
+         "--set", "viteproxy_log=-"],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        def up() -> bool:
+            assert proc.poll() is None, (tmp_path / "launcher.out").read_text()
+            return f"listening at 127.0.0.1:{port}" in (tmp_path / "launcher.out").read_text()
+
+        wait_until(up, 30, f"the launcher to listen on the --mode spec's port {port}")
+        status, _, body = http_request(port, "GET", "/api/x")
+        assert status == 200 and echo_json(body)["path"] == "/routed/x"
+    finally:
+        proc.terminate()
+        proc.wait(15)
+        out.close()

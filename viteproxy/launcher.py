@@ -67,7 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--listen-host", help="listen address (overrides server.host)")
     p.add_argument("-v", "--show-flows", action="store_true", help="print each flow, as mitmdump does")
     p.add_argument("-w", "--save", metavar="FILE", help="also save flows to a .mitm file")
-    p.add_argument("--mode", help="mode, as Vite's --mode: its .env files and `modes:` rules (default development)")
+    p.add_argument("--mode", action="append", default=[],
+                   help="mode, as Vite's --mode: its .env files and `modes:` rules (default development); "
+                        "a mitmproxy mode spec (reverse:URL@PORT, regular@PORT, ...) is mitmproxy's --mode")
     p.add_argument("--no-fastpath", action="store_true",
                    help="use mitmproxy's own hook dispatch and writes (slower; for comparison)")
     p.add_argument("--set", dest="setoptions", action="append", default=[], metavar="option=value",
@@ -89,7 +91,11 @@ async def _run(args: Any) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # Checked here first: an OptionsError from configure inside opts.update makes
     # mitmproxy roll back to the default path and report *that* file instead.
-    mode = args.mode or next((o.split("=", 1)[1] for o in reversed(args.setoptions)
+    # `--mode` is Vite's (a name) or mitmproxy's (a spec such as reverse:URL@PORT),
+    # told apart by mitmproxy's own parser, so both documented uses work.
+    proxy_modes = [m for m in args.mode if _is_proxy_mode(m)]
+    vite_modes = [m for m in args.mode if m not in proxy_modes]
+    mode = (vite_modes[-1] if vite_modes else None) or next((o.split("=", 1)[1] for o in reversed(args.setoptions)
                               if o.startswith("viteproxy_mode=")), "development")
     try:
         load_config(args.rules, mode)
@@ -118,12 +124,13 @@ async def _run(args: Any) -> int:
             updates["listen_port"] = args.port
         if args.listen_host is not None:
             updates["listen_host"] = args.listen_host
+        mode_specs = [f"mode={m}" for m in proxy_modes]
         # One update with the flags and every --set: the addons see the options as
         # the user gave them at once (the Router binds -p, not server.port first;
         # the recorder opens viteproxy_log, not ./viteproxy.jsonl first). A --set
         # of the same option wins over the flag.
         given = {spec.split("=", 1)[0] for spec in args.setoptions}
-        opts.set(*[f"{k}={v}" for k, v in updates.items() if k not in given], *args.setoptions)
+        opts.set(*[f"{k}={v}" for k, v in updates.items() if k not in given], *mode_specs, *args.setoptions)
         # mitmdump's script loader gives a script's addons one configure naming
         # every option; the recorder acts only on the viteproxy_* options named,
         # so without this it would never open its log nor trim messages. The
@@ -159,6 +166,16 @@ async def _run(args: Any) -> int:
         # After the master: its log handler is gone. One line, for whoever checks the path was taken.
         print(f"viteproxy: fast path: {fp.inlined} hooks ran inline", file=sys.stderr)
     return 0
+
+
+def _is_proxy_mode(value: str) -> bool:
+    from mitmproxy.proxy.mode_specs import ProxyMode
+
+    try:
+        ProxyMode.parse(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _quiet_cancelled(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
