@@ -400,8 +400,11 @@ def launch_lean(tmp_path: Path, rules: dict[str, Any], *args: str) -> tuple[subp
     )
 
     def up() -> bool:
-        assert proc.poll() is None, (tmp_path / "launcher.out").read_text()
-        return port_open("127.0.0.1", port)
+        text = (tmp_path / "launcher.out").read_text()
+        assert proc.poll() is None, text
+        # As Proxy.wait_ready: mitmproxy 12 accepts before its start-up is over; the
+        # listener's own log line comes after it.
+        return f"listening at 127.0.0.1:{port}" in text and port_open("127.0.0.1", port)
 
     wait_until(up, 30, "the launcher to listen")
     return proc, port, out

@@ -18,6 +18,10 @@ from support import Backend, Proxy, http_request
 
 pytestmark = pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
 
+# mitmdump -s addons/viteproxy.py, and the lean launcher, whose fast path holds the
+# log lines of a read and writes them just before that read's frames go out.
+FRONTS = pytest.mark.parametrize("launcher", [False, True], ids=["mitmdump", "launcher"])
+
 
 def _assert_clean_stop(proxy: Proxy) -> None:
     assert proxy.wait_exit(30) == 1
@@ -28,8 +32,10 @@ def _assert_clean_stop(proxy: Proxy) -> None:
     assert "Traceback" not in out and "SystemExit" not in out, out
 
 
-def test_full_disk_http(proxy_factory: Callable[..., Proxy], backend: Backend) -> None:
-    proxy = proxy_factory({"proxy": {"/api": backend.url}}, args=("--set", "viteproxy_log=/dev/full"))
+@FRONTS
+def test_full_disk_http(proxy_factory: Callable[..., Proxy], backend: Backend, launcher: bool) -> None:
+    proxy = proxy_factory({"proxy": {"/api": backend.url}}, args=("--set", "viteproxy_log=/dev/full"),
+                          launcher=launcher)
     status, headers, body = http_request(proxy.port, "GET", "/api/x", timeout=10)
     assert status == 503
     assert headers.get("x-viteproxy-diagnosis") == "RECORDER_CANNOT_WRITE"
@@ -45,9 +51,10 @@ async def _upgrade(url: str) -> int | None:
         return e.response.status_code
 
 
-def test_full_disk_websocket_upgrade(proxy_factory: Callable[..., Proxy], backend: Backend) -> None:
+@FRONTS
+def test_full_disk_websocket_upgrade(proxy_factory: Callable[..., Proxy], backend: Backend, launcher: bool) -> None:
     proxy = proxy_factory({"proxy": {"/ws": {"target": backend.url, "ws": True}}},
-                          args=("--set", "viteproxy_log=/dev/full"))
+                          args=("--set", "viteproxy_log=/dev/full"), launcher=launcher)
     assert asyncio.run(_upgrade(proxy.url("/ws/x", "ws"))) == 503  # not upgraded, unrecorded
     _assert_clean_stop(proxy)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from test_explain import run_doctor
 
-from support import free_port
+from support import free_port, launch_lean
 from viteproxy.commands.doctor import codes
 
 
@@ -32,3 +32,23 @@ def test_a_rule_error_does_not_hide_the_listen_address_or_the_other_rules(tmp_pa
     assert found["(listen)"] == ["LISTEN_PORT_IN_USE"]  # and the port another program holds
     listen = next(c for c in report["checks"] if c["rule"] == "(listen)")
     assert "(pid " in listen["detail"]  # psutil names the holder (this test's own process)
+
+
+def test_doctor_beside_the_running_launcher_checks_through_it(tmp_path: Path, backend_factory) -> None:
+    # The README's loop: the proxy runs (`viteproxy`, whose process is named viteproxy or
+    # python3.x, not mitmdump), and doctor on the same rules.yaml checks through it
+    # instead of calling its port "held by another program".
+    ws = backend_factory()
+    proc, port, out = launch_lean(tmp_path, {"proxy": {"/ws": {"target": ws.url, "ws": True}}})
+    try:
+        rc, report = run_doctor(tmp_path / "rules.yaml")
+    finally:
+        proc.terminate()
+        proc.wait(15)
+        out.close()
+    assert rc == 0, report
+    assert "(listen)" not in codes(report)
+    listen = next(c for c in report["checks"] if c["rule"] == "(listen)")
+    assert listen["status"] == "ok" and "already listening" in listen["detail"]
+    through = next(c for c in report["checks"] if c["rule"] == "/ws" and c["layer"] == "proxy")
+    assert through["status"] == "ok" and "-> 101" in through["detail"]

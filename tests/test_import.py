@@ -33,6 +33,11 @@ TRANSLATED = [
     (r"(path) => path.replace('/api', '')", r"\/api", ""),
     (r'(path) => path.replace(/^\/api/, "")', "^/api", ""),
     (r"(p) => p.replace(new RegExp('^/api'), '/x')", "^/api", "/x"),
+    # As Vite's loader hands `new RegExp` back: its bundler marks the call pure.
+    (r'(path) => path.replace(/* @__PURE__ */ new RegExp("^/api"), "")', "^/api", ""),
+    ("(p) => {\n  // drop the prefix\n  return p.replace(/^\\/api\\//, '/') /* done */\n}", "^/api/", "/"),
+    (r"(p) => p.replace(/^\/*api/, '') // a comment", "^/*api", ""),
+    (r"(p) => p.replace('/* not a comment */', '')", r"\/\* not a comment \*\/", ""),
     (r"(p) => '/v2' + p", "^", "/v2"),
     (r"(p) => p + '?v=1'", "$", "?v=1"),
     (r"(p) => p.replace(/^\/a/, '').replace(/b/, 'c')", None, None),
@@ -104,7 +109,8 @@ export default defineConfig({{
       '/api': {{
         target: 'http://127.0.0.1:{a}',
         changeOrigin: true,
-        rewrite: (path) => path.replace(/^\\/api/, ''),
+        // Vite's bundler hands this back as /* @__PURE__ */ new RegExp(...)
+        rewrite: (path) => path.replace(new RegExp('^/api'), ''),
       }},
       '^/v\\\\d+/': {{
         target: 'http://127.0.0.1:{b}',
@@ -144,7 +150,7 @@ def test_import_routes_like_the_projects_own_vite(tmp_path: Path, backend_factor
         assert done.returncode == 0, done.stderr
         assert "wrote rules.yaml (4 rule(s)" in done.stdout
         # The one function with no YAML form is reported with its place in the config.
-        assert "vite.config.js:19: proxy['/legacy'].configure: a function; drop it" in done.stderr
+        assert "vite.config.js:20: proxy['/legacy'].configure: a function; drop it" in done.stderr
         rules = yaml.safe_load((app / "rules.yaml").read_text())
         assert rules["proxy"]["/api"]["rewrite"] == {"^/api": ""}
         assert rules["proxy"]["^/v\\d+/"]["rewrite"] == {"^/v(\\d+)/(.*)": "/version/$1/$2"}

@@ -156,3 +156,116 @@ def test_requests_at_the_first_instant_do_not_stop_the_proxy(tmp_path, proxy_fac
     assert set(answers) == {403, 502}, answers
     out = proxy.output()
     assert "Error logged during startup" not in out and "Addon error" not in out, out
+
+
+def test_launcher_flags_hold_from_another_folder(tmp_path, backend_factory):
+    # As a user runs it: `viteproxy --rules ../app/rules.yaml -p PORT --set viteproxy_log=...`
+    # from a folder with no rules.yaml. The addons must see the flags before they load
+    # ./rules.yaml or bind server.port, and no ./viteproxy.jsonl may appear on the way.
+    api = backend_factory()
+    app, cwd = tmp_path / "app", tmp_path / "elsewhere"
+    app.mkdir()
+    cwd.mkdir()
+    rules = app / "rules.yaml"
+    rules.write_text(f"server: {{port: {free_port()}}}\nproxy:\n  /api: {api.url}\n")
+    port, log = free_port(), tmp_path / "logs.jsonl"
+    out = open(tmp_path / "launcher.out", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "viteproxy", "run", "--rules", str(rules), "-p", str(port),
+         "--set", f"viteproxy_log={log}"],
+        cwd=cwd, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        def up() -> bool:
+            assert proc.poll() is None, (tmp_path / "launcher.out").read_text()
+            return f"listening at 127.0.0.1:{port}" in (tmp_path / "launcher.out").read_text()
+
+        wait_until(up, 30, f"the launcher to listen on -p {port}")
+        status, _, _ = http_request(port, "GET", "/api/x")
+        assert status == 200
+        wait_until(lambda: log.exists() and '"event":"http"' in log.read_text(), 20, "the request in the log")
+    finally:
+        proc.terminate()
+        proc.wait(15)
+        out.close()
+    assert not (cwd / "viteproxy.jsonl").exists()
+    assert (tmp_path / "launcher.out").read_text().count("recording to") == 1
+
+
+def test_launcher_takes_mitmdumps_save_and_show_options_with_set(tmp_path, backend_factory):
+    # `--set save_stream_file=...` (the README's advice for keeping every message) and
+    # `--set flow_detail=...` work as on mitmdump, not "Unknown option(s)".
+    api = backend_factory()
+    flows = tmp_path / "flows.mitm"
+    proc, port, out = launch_lean(tmp_path, {"proxy": {"/api": api.url}},
+                                  "--set", f"save_stream_file={flows}", "--set", "flow_detail=1")
+    try:
+        status, _, _ = http_request(port, "GET", "/api/saved")
+        assert status == 200
+    finally:
+        proc.terminate()
+        proc.wait(15)
+        out.close()
+    assert [f.request.path for f in read_flows(flows)] == ["/api/saved"]
+    assert "GET http://127.0.0.1" in (tmp_path / "launcher.out").read_text()
+
+
+def test_a_flow_file_of_trimmed_flows_is_not_replayed_as_if_whole(tmp_path, backend_factory):
+    # `viteproxy -w flows.mitm` with the log on: once logged, a connection's messages are
+    # trimmed to viteproxy_keep_messages, so the saved flow holds only the last ones. A
+    # replay of it must say so, not replay the tail as the whole session.
+    from viteproxy.flowfile import records_from_flow_file
+    from viteproxy.session import SessionError, load
+
+    ws = backend_factory()
+    flows = tmp_path / "flows.mitm"
+    proc, port, out = launch_lean(tmp_path, {"proxy": {"/ws": {"target": ws.url, "ws": True}}},
+                                  "-w", str(flows), "--set", "viteproxy_keep_messages=3")
+    try:
+        with connect(f"ws://127.0.0.1:{port}/ws/long") as c:
+            for i in range(5):
+                c.send(f"m{i}")
+                assert c.recv(timeout=10) == f"m{i}"
+        # Logged both ways before the launcher stops (it saves the flow by then at the latest).
+        log = tmp_path / "viteproxy.jsonl"
+        wait_until(lambda: log.exists() and '"event":"ws_close"' in log.read_text(), 20, "the close in the log")
+    finally:
+        proc.terminate()
+        proc.wait(15)
+        out.close()
+    close = next(r for r in records_from_flow_file(flows) if r["event"] == "ws_close")
+    assert close["missing_messages"] == 7 and "viteproxy_keep_messages" in close["detail"]
+    try:
+        load(flows)
+    except SessionError as e:
+        assert "viteproxy_keep_messages=-1" in str(e)
+    else:
+        raise AssertionError("a trimmed flow file was accepted for replay")
+    # The JSONL log written beside it has every message, and replays.
+    assert len(load(tmp_path / "viteproxy.jsonl", strict=False).connections[0].messages) == 10
+
+
+def test_launcher_takes_a_mitmproxy_mode_spec_as_the_readme_says(tmp_path, backend_factory):
+    # README: "If you pass your own --mode (for example --mode reverse:http://127.0.0.1:3000@9000),
+    # viteproxy uses it and routes the flows of reverse-mode listeners by the rules". On the
+    # launcher --mode is also Vite's mode name; a mitmproxy spec must not be taken for one.
+    api = backend_factory()
+    port = free_port()
+    (tmp_path / "rules.yaml").write_text(
+        f"proxy:\n  /api:\n    target: {api.url}\n    rewrite: {{'^/api': '/routed'}}\n")
+    out = open(tmp_path / "launcher.out", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "viteproxy", "run", "--mode", f"reverse:{api.url}@127.0.0.1:{port}",
+         "--set", "viteproxy_log=-"],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        def up() -> bool:
+            assert proc.poll() is None, (tmp_path / "launcher.out").read_text()
+            return f"listening at 127.0.0.1:{port}" in (tmp_path / "launcher.out").read_text()
+
+        wait_until(up, 30, f"the launcher to listen on the --mode spec's port {port}")
+        status, _, body = http_request(port, "GET", "/api/x")
+        assert status == 200 and echo_json(body)["path"] == "/routed/x"
+    finally:
+        proc.terminate()
+        proc.wait(15)
+        out.close()

@@ -69,6 +69,7 @@ class FlowMeta(TypedDict, total=False):
     close_meaning: str  # "abnormal closure, no close frame (connection dropped)"
     close_abnormal: bool  # a close worth a mark
     closed_by_proxy: str  # the proxy ended an open WebSocket itself, and why (its diagnosis says more)
+    messages_trimmed: int  # messages the recorder let go of once logged (viteproxy_keep_messages)
     # Which of a rule's targets, and why; failovers inside the request (Balancer).
     balance: dict[str, Any]
 

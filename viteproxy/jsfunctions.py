@@ -56,9 +56,43 @@ def looks_like_function(text: str) -> bool:
     return bool(_FUNCTION_HINT.search(text))
 
 
+def _strip_comments(source: str) -> str:
+    """The source without JavaScript comments outside string literals.
+
+    Vite's config loader bundles the config, and its bundler marks calls it may
+    drop with a comment: `new RegExp('^/api')` comes back from Node as
+    `/* @__PURE__ */ new RegExp("^/api")`. People also comment their functions.
+    A `/*` or `//` right after a backslash or inside a character class belongs to
+    a regex literal and stays.
+    """
+    out: list[str] = []
+    i, n = 0, len(source)
+    while i < n:
+        c = source[i]
+        if c in "'\"`":
+            m = re.compile(_STRING).match(source, i)
+            end = m.end() if m else n
+            out.append(source[i:end])
+            i = end
+            continue
+        prev = source[i - 1] if i else ""
+        if c == "/" and source.startswith("/*", i) and prev not in ("\\", "["):
+            end = source.find("*/", i + 2)
+            i = n if end < 0 else end + 2
+            out.append(" ")
+            continue
+        if c == "/" and source.startswith("//", i) and (not prev or prev.isspace()):
+            end = source.find("\n", i)
+            i = n if end < 0 else end
+            continue
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
 def _body(source: str) -> tuple[str, str] | None:
     """(parameter, expression) of a one-parameter function whose body is one expression."""
-    src = source.strip()
+    src = _strip_comments(source).strip()
     m = _FUNCTION.match(src) or _METHOD.match(src)
     if m:
         param, block = m.group(1) or "", m.group(2).strip()

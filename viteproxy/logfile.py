@@ -64,6 +64,12 @@ class LogFile:
         if held:
             self._write(b"".join(held))
 
+    def sync(self) -> None:
+        """Write what is held now and keep holding (a no-op when not holding)."""
+        if self._held:
+            held, self._held = self._held, []
+            self._write(b"".join(held))
+
     def _write(self, data: bytes) -> None:
         if self.max_bytes and self._size and self._size + len(data) > self.max_bytes:
             self.rotate()

@@ -109,6 +109,31 @@ def port_holder(port: int) -> str | None:
     return f"a process on {where} (its owner is not visible to this user)"
 
 
+def port_held_by_proxy(port: int) -> bool:
+    """Whether the program listening on `port` is a viteproxy: mitmdump/mitmweb (the `-s`
+    entry), the `viteproxy` command, or `python -m viteproxy`. True when its owner is not
+    visible (the listener is then judged by what it answers, not by its name)."""
+    try:
+        conns = psutil.net_connections(kind="tcp")
+    except (psutil.AccessDenied, OSError):
+        return True
+    pids = {c.pid for c in conns if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port}
+    if None in pids or not pids:
+        return True
+    for pid in pids:
+        try:
+            argv = psutil.Process(pid).cmdline()
+        except psutil.AccessDenied:
+            return True
+        except psutil.NoSuchProcess:
+            continue
+        for arg in argv:
+            base = arg.replace("\\", "/").rsplit("/", 1)[-1].lower()
+            if base.startswith("mitm") or "viteproxy" in base:
+                return True
+    return False
+
+
 @dataclass
 class WsProbe:
     status: int | None  # None: closed without a response

@@ -210,6 +210,12 @@ def from_records(records: Iterable[Mapping[str, Any] | tuple[int, Mapping[str, A
                 continue  # never reached the other side
             conns[cid]["msgs"].append(_message(rec, conns[cid]["hs"], source, line, strict))
         elif event == "ws_close":
+            if strict and rec.get("missing_messages"):
+                raise SessionError(source, (
+                    f"connection {cid[:8]} ({conns[cid]['hs'].get('url')}) holds only its last messages: "
+                    f"{rec['missing_messages']} earlier ones were let go once logged (viteproxy_keep_messages); "
+                    "replay the JSONL log written with --set viteproxy_payloads=full, or save flows with "
+                    "--set viteproxy_keep_messages=-1"), line)
             ts, start = _float(rec.get("ts")), _float(conns[cid]["hs"].get("ts"))
             at = max(0.0, ts - start) if ts is not None and start is not None else None
             conns[cid]["close"] = Close(rec.get("code"), rec.get("reason") or "", rec.get("closed_by"), at)

@@ -268,12 +268,28 @@ class Recording:
             detail = flow.error.msg
         if conn.partial:
             detail = "; ".join(filter(None, [detail, "recorded from mid-connection (addon reloaded)"]))
+        m = meta(flow)
+        # A flow read back from a .mitm file that a recorder had trimmed: its
+        # messages and counts here are only the last ones it kept.
+        missing = m.get("messages_trimmed", 0) if flow.websocket else 0
+        if missing:
+            detail = "; ".join(filter(None, [detail, (
+                f"the flow file holds only the last {len(flow.websocket.messages)} messages "  # type: ignore[union-attr]
+                f"({missing} earlier ones were trimmed: viteproxy_keep_messages); the JSONL log has them all")]))
         end = (ws.timestamp_end if ws and ws.timestamp_end else None) or time.time()
         rec = close_record(
             ts=end, flow_id=flow.id, code=code, reason=ws.close_reason if ws else None,
-            closed_by=closed_by, duration=end - conn.start, counts=conn.counts, meta=meta(flow),
+            closed_by=closed_by, duration=end - conn.start, counts=conn.counts, meta=m,
             meaning=closecodes.meaning(code), detail=detail, redact=self.redact,
         )
+        if missing:
+            rec["missing_messages"] = missing
+        elif ws is not None:
+            # Live: say on the flow (saved with it by -w / save_stream_file, before
+            # the save addon sees the end) how many messages the trimming left out.
+            trimmed = conn.counts.c2s_messages + conn.counts.s2c_messages - len(ws.messages)
+            if trimmed > 0 and not conn.partial:
+                m["messages_trimmed"] = trimmed
         self._emit(dumps(rec))
         note_close(flow, code, closed_by)
 
@@ -350,6 +366,7 @@ class Recorder:
 
     def __init__(self) -> None:
         self.log: LogFile | None = None
+        self._log_args: tuple[str, int, int] | None = None
         self.recording: Recording | None = None
         self._server_log = ServerLog(self._frame, self._idle_close)
         self._configured = False
@@ -420,6 +437,9 @@ class Recorder:
                 self.recording.conns, self.recording.by_peer = old.conns, old.by_peer
 
     def _open_log(self, path: str, max_mb: int, keep: int) -> None:
+        if self.log is not None and self._log_args == (path, max_mb, keep):
+            return  # configured again with the same log (the lean launcher's start-up)
+        self._log_args = (path, max_mb, keep)
         if self.log is not None:
             self.log.close()
             self.log = None
@@ -469,10 +489,23 @@ class Recorder:
         if self.log is not None:
             self.log.hold()
 
-    def release(self) -> None:
+    def release(self) -> bool:
+        """Write the held lines; False when they could not be (the read's frames must not go out)."""
         if self.log is not None:
             try:
                 self.log.release()
+            except OSError as e:
+                self._write_failed(e)
+                return False
+        return True
+
+    def _sync(self) -> None:
+        # Where the line decides what the client gets (a response, a handshake):
+        # written in the hook even while the fast path holds the log, so that a
+        # failed write still turns the answer into a 503, as under mitmdump.
+        if self.log is not None and self.failed is None:
+            try:
+                self.log.sync()
             except OSError as e:
                 self._write_failed(e)
 
@@ -492,6 +525,7 @@ class Recorder:
     def response(self, flow: http.HTTPFlow) -> None:
         if self.recording is not None:
             self.recording.response(flow)
+            self._sync()
             self._show(flow)
         if self.failed is not None and flow.live:
             self._refuse(flow)  # the line for it could not be written either

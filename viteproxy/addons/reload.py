@@ -49,11 +49,6 @@ class Reload:
 
     def load(self, loader: Any) -> None:
         loader.add_option(
-            "viteproxy_mode", str, DEFAULT_MODE,
-            "Mode, as in Vite: which .env files are read (.env, .env.local, .env.MODE, .env.MODE.local "
-            "beside the rules file) and which rules apply (a rule's `modes:`).",
-        )
-        loader.add_option(
             "viteproxy_watch", bool, True,
             "Reload the rules file (and the mode's .env files) when they change.",
         )

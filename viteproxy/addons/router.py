@@ -24,6 +24,7 @@ from mitmproxy.proxy import mode_specs
 from ..annotate import note_route, record_diagnosis, redacted
 from ..config import Config, ConfigError, load_config
 from ..diagnosis import Diagnosis, no_rule, regex_timeout, render
+from ..envfiles import DEFAULT_MODE
 from ..flowmeta import KEY as META  # noqa: F401  (an alias for code written before flowmeta.meta)
 from ..flowmeta import FlowMeta, meta
 from ..internals import hooks
@@ -85,6 +86,15 @@ class Router:
             "viteproxy_rules", str, "rules.yaml",
             "Path of the rules file (Vite server.proxy rules in YAML).",
         )
+        # Declared here, beside the rules it selects, not by a later addon: declaring
+        # an option announces it as changed to the addons already loaded, and the
+        # Router would then load ./rules.yaml and bind its port before the lean
+        # launcher has set --rules and -p.
+        loader.add_option(
+            "viteproxy_mode", str, DEFAULT_MODE,
+            "Mode, as in Vite: which .env files are read (.env, .env.local, .env.MODE, .env.MODE.local "
+            "beside the rules file) and which rules apply (a rule's `modes:`).",
+        )
 
     def configure(self, updated: set[str]) -> None:
         if "viteproxy_rules" not in updated and "viteproxy_mode" not in updated:
@@ -93,7 +103,7 @@ class Router:
 
     def reload(self) -> bool:
         """(Re)read the rules file in the current mode; False if it was rejected."""
-        mode = getattr(ctx.options, "viteproxy_mode", None) or "development"
+        mode = ctx.options.viteproxy_mode or DEFAULT_MODE
         try:
             config = load_config(ctx.options.viteproxy_rules, mode)
         except ConfigError as e:

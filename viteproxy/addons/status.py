@@ -310,7 +310,8 @@ class Status:
                         for row in (self.balancer.targets_status(config) if self.balancer is not None else [])],
             "failovers": self.balancer.failovers if self.balancer is not None else 0,
             "websockets": [
-                {"id": s.id, "rule": s.rule, "url": url(s.url), "upstream": url(s.upstream), "age": round(now - s.opened, 1),
+                {"id": s.id, "rule": s.rule, "url": url(s.url), "upstream": url(s.upstream),
+                 "age": round(now - s.opened, 1),
                  "messages": s.messages, "bytes": s.bytes}
                 for s in self.sockets.values()
             ],

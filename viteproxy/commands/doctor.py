@@ -44,6 +44,7 @@ from ..netcheck import (
     WsProbe,
     fmt_addr,
     other_loopback,
+    port_held_by_proxy,
     port_holder,
     resolve,
     tcp_probe,
@@ -440,8 +441,10 @@ def _close_websocket(conn: http.client.HTTPConnection) -> None:
         pass  # the probe's verdict is already made; this is only politeness
 
 
-def _proxy_is_ours(holder: str | None) -> bool:
-    return holder is None or "mitm" in holder.split(" ")[0].lower()
+def _proxy_is_ours(holder: str | None, port: int) -> bool:
+    # By the holder's command line, not its process name: the installed `viteproxy`
+    # command and `python -m viteproxy` are named viteproxy and python3.x.
+    return holder is None or port_held_by_proxy(port)
 
 
 def _try_bind(host: str, port: int) -> str | None:
@@ -465,7 +468,7 @@ def check_listen(config: Config, *, lint: bool = True) -> tuple[list[Check], boo
     proxy_up = False
     if tcp_probe(probe_host, s.port, 1.0) is None:
         holder = port_holder(s.port)
-        if _proxy_is_ours(holder):
+        if _proxy_is_ours(holder, s.port):
             proxy_up = True
             by = f": {holder}" if holder else ""
             checks.append(Check("(listen)", "listen", "ok", None,
@@ -485,7 +488,7 @@ def check_listen(config: Config, *, lint: bool = True) -> tuple[list[Check], boo
         other = other_loopback("::1" if s.host == "::1" else "127.0.0.1")
         if tcp_probe(other, s.port, 1.0) is None:
             holder = port_holder(s.port)
-            if not (proxy_up and holder is not None and _proxy_is_ours(holder) and other in holder):
+            if not (proxy_up and holder is not None and _proxy_is_ours(holder, s.port) and other in holder):
                 checks.append(_from("(listen)", "listen", listen_peer_taken(
                     s.host, s.port, fmt_addr(other, s.port), holder)))
     for issue in config.warnings if lint else ():

@@ -36,7 +36,7 @@ __all__ = ["LeanMaster", "main"]
 
 
 class LeanMaster(master.Master):
-    def __init__(self, opts: options.Options, *, show_flows: bool = False, save_to: str | None = None) -> None:
+    def __init__(self, opts: options.Options, *, show_flows: bool = False, save_flows: bool = False) -> None:
         super().__init__(opts, with_termlog=True)
         self.addons.add(
             core.Core(),
@@ -52,7 +52,7 @@ class LeanMaster(master.Master):
         # only from here do they see a flow diagnosed, commented and marked.
         if show_flows:
             self.addons.add(dumper.Dumper())
-        if save_to:
+        if save_flows:
             self.addons.add(save.Save())
 
 
@@ -67,7 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--listen-host", help="listen address (overrides server.host)")
     p.add_argument("-v", "--show-flows", action="store_true", help="print each flow, as mitmdump does")
     p.add_argument("-w", "--save", metavar="FILE", help="also save flows to a .mitm file")
-    p.add_argument("--mode", help="mode, as Vite's --mode: its .env files and `modes:` rules (default development)")
+    p.add_argument("--mode", action="append", default=[],
+                   help="mode, as Vite's --mode: its .env files and `modes:` rules (default development); "
+                        "a mitmproxy mode spec (reverse:URL@PORT, regular@PORT, ...) is mitmproxy's --mode")
     p.add_argument("--no-fastpath", action="store_true",
                    help="use mitmproxy's own hook dispatch and writes (slower; for comparison)")
     p.add_argument("--set", dest="setoptions", action="append", default=[], metavar="option=value",
@@ -89,7 +91,11 @@ async def _run(args: Any) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # Checked here first: an OptionsError from configure inside opts.update makes
     # mitmproxy roll back to the default path and report *that* file instead.
-    mode = args.mode or next((o.split("=", 1)[1] for o in reversed(args.setoptions)
+    # `--mode` is Vite's (a name) or mitmproxy's (a spec such as reverse:URL@PORT),
+    # told apart by mitmproxy's own parser, so both documented uses work.
+    proxy_modes = [m for m in args.mode if _is_proxy_mode(m)]
+    vite_modes = [m for m in args.mode if m not in proxy_modes]
+    mode = (vite_modes[-1] if vite_modes else None) or next((o.split("=", 1)[1] for o in reversed(args.setoptions)
                               if o.startswith("viteproxy_mode=")), "development")
     try:
         load_config(args.rules, mode)
@@ -98,7 +104,11 @@ async def _run(args: Any) -> int:
         return 1
     opts = options.Options()
     try:
-        m = LeanMaster(opts, show_flows=args.show_flows, save_to=args.save)
+        # mitmdump's own options for showing and saving flows work with --set too
+        # (the README's `--set save_stream_file=...`): their addons are loaded then.
+        named = {spec.split("=", 1)[0] for spec in args.setoptions}
+        m = LeanMaster(opts, show_flows=args.show_flows or "flow_detail" in named,
+                       save_flows=bool(args.save) or "save_stream_file" in named)
         # Set after the addons are in the chain: that is when mitmproxy calls
         # their configure hooks, and where an OptionsError reaches us.
         updates: dict[str, Any] = {"viteproxy_rules": args.rules, "viteproxy_mode": mode}
@@ -114,9 +124,13 @@ async def _run(args: Any) -> int:
             updates["listen_port"] = args.port
         if args.listen_host is not None:
             updates["listen_host"] = args.listen_host
-        opts.update(**updates)
-        if args.setoptions:
-            opts.set(*args.setoptions)
+        mode_specs = [f"mode={m}" for m in proxy_modes]
+        # One update with the flags and every --set: the addons see the options as
+        # the user gave them at once (the Router binds -p, not server.port first;
+        # the recorder opens viteproxy_log, not ./viteproxy.jsonl first). A --set
+        # of the same option wins over the flag.
+        given = {spec.split("=", 1)[0] for spec in args.setoptions}
+        opts.set(*[f"{k}={v}" for k, v in updates.items() if k not in given], *mode_specs, *args.setoptions)
         # mitmdump's script loader gives a script's addons one configure naming
         # every option; the recorder acts only on the viteproxy_* options named,
         # so without this it would never open its log nor trim messages. The
@@ -136,6 +150,7 @@ async def _run(args: Any) -> int:
             logging.getLogger("viteproxy").info(
                 "viteproxy: fast path off: %s", fastpath.PATCH.problem)
     loop = asyncio.get_running_loop()
+    loop.set_exception_handler(_quiet_cancelled)
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
             loop.add_signal_handler(sig, m.shutdown)
@@ -151,6 +166,25 @@ async def _run(args: Any) -> int:
         # After the master: its log handler is gone. One line, for whoever checks the path was taken.
         print(f"viteproxy: fast path: {fp.inlined} hooks ran inline", file=sys.stderr)
     return 0
+
+
+def _is_proxy_mode(value: str) -> bool:
+    from mitmproxy.proxy.mode_specs import ProxyMode
+
+    try:
+        ProxyMode.parse(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _quiet_cancelled(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    # Python 3.11's StreamReaderProtocol asks a cancelled connection task for its
+    # exception (fixed in 3.12), so stopping with a connection open printed a
+    # CancelledError traceback per connection. A cancelled task is no error.
+    if isinstance(context.get("exception"), asyncio.CancelledError):
+        return
+    loop.default_exception_handler(context)
 
 
 if __name__ == "__main__":

@@ -59,7 +59,8 @@ class Batch(Protocol):
 
     def hold(self) -> None: ...
 
-    def release(self) -> None: ...
+    def release(self) -> bool | None:
+        """Write what was held; False when it could not be written."""
 
 
 class FastPath:
@@ -154,9 +155,12 @@ class FastPath:
         for b in self.batches:
             b.hold()
 
-    def release(self) -> None:
+    def release(self) -> bool:
+        """Release every batch; False when one could not be written."""
+        ok = True
         for b in self.batches:
-            b.release()
+            ok = b.release() is not False and ok
+        return ok
 
 
 def _call(funcs: tuple[Callable[..., Any], ...], args: list[Any]) -> None:
@@ -234,10 +238,15 @@ class _InlineLayer:
 
 def _flush(fp: FastPath, pending: dict[Any, list[bytes]], SendData: Any) -> Iterator[Any]:
     # The log lines first: a frame never leaves before the line that records it.
-    fp.release()
+    # Lines that could not be written (full disk): their frames do not leave at
+    # all, as under mitmdump, where the recorder drops a message it cannot log;
+    # the recorder is already stopping the proxy.
+    ok = fp.release()
     fp.hold()
     items = list(pending.items())
     pending.clear()
+    if not ok:
+        return
     for conn, chunks in items:
         yield SendData(conn, chunks[0] if len(chunks) == 1 else b"".join(chunks))
 
