@@ -7,7 +7,7 @@ from pathlib import Path
 
 from test_explain import run_doctor
 
-from support import free_port
+from support import Backend, Proxy, free_port
 from viteproxy.doctor import codes
 
 
@@ -32,3 +32,19 @@ def test_a_rule_error_does_not_hide_the_listen_address_or_the_other_rules(tmp_pa
     assert found["(listen)"] == ["LISTEN_PORT_IN_USE"]  # and the port another program holds
     listen = next(c for c in report["checks"] if c["rule"] == "(listen)")
     assert "(pid " in listen["detail"]  # psutil names the holder (this test's own process)
+
+
+def test_the_viteproxy_command_running_is_recognised_as_the_proxy(tmp_path: Path, backend: Backend) -> None:
+    # The lean launcher's process is named after its interpreter ("python3"), not
+    # "mitmdump": doctor must still see its own proxy there, not "another program".
+    proxy = Proxy(tmp_path, {"proxy": {"/api": f"http://127.0.0.1:{backend.port}"}}, launcher=True)
+    try:
+        rc, report = run_doctor(proxy.rules_path)
+    finally:
+        proxy.stop()
+    listen = next(c for c in report["checks"] if c["rule"] == "(listen)")
+    assert (listen["status"], listen["code"]) == ("ok", None), listen
+    assert "a proxy is already listening" in listen["detail"] and "viteproxy" in listen["detail"]
+    through = [c for c in report["checks"] if c["rule"] == "/api" and c["layer"] == "proxy"]
+    assert [c["status"] for c in through] == ["ok"], through
+    assert rc == 0, report

@@ -424,7 +424,9 @@ def _close_websocket(conn: http.client.HTTPConnection) -> None:
 
 
 def _proxy_is_ours(holder: str | None) -> bool:
-    return holder is None or "mitm" in holder.split(" ")[0].lower()
+    """mitmdump/mitmweb with the addon, or the `viteproxy` command (named so by port_holder)."""
+    first = holder.split(" ")[0].lower() if holder else ""
+    return holder is None or "mitm" in first or first == "viteproxy"
 
 
 def _try_bind(host: str, port: int) -> str | None:
