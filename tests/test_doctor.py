@@ -48,3 +48,15 @@ def test_the_viteproxy_command_running_is_recognised_as_the_proxy(tmp_path: Path
     through = [c for c in report["checks"] if c["rule"] == "/api" and c["layer"] == "proxy"]
     assert [c["status"] for c in through] == ["ok"], through
     assert rc == 0, report
+
+
+def test_a_ws_target_that_works_under_vite_8_is_a_note_not_a_problem(tmp_path: Path, backend: Backend) -> None:
+    # Vite's own docs write '/socket.io': {target: 'ws://localhost:5174', ws: true}; Vite 8
+    # and viteproxy serve its plain HTTP over http://. Only older Vites failed it.
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(f"server: {{port: {free_port()}}}\nproxy:\n"
+                     f"  /socket.io: {{target: 'ws://127.0.0.1:{backend.port}', ws: true}}\n")
+    rc, report = run_doctor(rules)
+    config = [c for c in report["checks"] if c["layer"] == "config"]
+    assert [(c["status"], c["code"]) for c in config] == [("note", "WS_TARGET_FOR_HTTP"), ("ok", None)]
+    assert (rc, report["ok"]) == (0, True), report
