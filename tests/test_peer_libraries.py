@@ -32,7 +32,7 @@ from viteproxy.doctor import codes
 pytestmark = pytest.mark.peers
 
 SERVERS = ("ws-verify", "ws-path", "ws-noserver", "ws-v6", "express", "socketio", "socketio-eio3", "gql",
-           "gql-legacy")
+           "gql-legacy", "gql-auth")
 PACKAGES = ("ws", "express", "socket.io", "socket.io-client", "socket.io-client-v2", "graphql", "graphql-ws",
             "subscriptions-transport-ws")
 
@@ -66,6 +66,8 @@ def broken_rules(p: dict[str, int]) -> dict[str, Any]:
                             "subprotocols": {"mode": "replace", "values": ["graphql-ws"]}},
         "/appended/graphql": {"target": f"{loop}:{p['gql-legacy']}", "ws": True,
                               "rewrite": {"^/appended": ""}, "subprotocols": ["graphql-ws"]},
+        # graphql-ws whose onConnect wants a token the client does not send (closes 4403).
+        "/auth/graphql": {"target": f"{loop}:{p['gql-auth']}", "ws": True, "rewrite": {"^/auth": ""}},
         # A Socket.IO v2 client (socket.io-client 2.x, on path /legacy/socket.io) and a v4 server.
         "/legacy/socket.io": {"target": f"{loop}:{p['socketio']}", "ws": True, "rewrite": {"^/legacy": ""}},
     }}
@@ -280,6 +282,18 @@ def test_graphql_appended_legacy_subprotocol(broken: Run, fixed: Run) -> None:
     assert "WS_PROTOCOL_ERROR" in broken.report_codes("/appended/graphql")
     assert "WS_PROTOCOL_ERROR" in codes(broken.doctor)["/appended/graphql"]
     assert _subscribed(client("gql", fixed.proxy.url("/appended/graphql", "ws")))
+
+
+def test_graphql_ws_forbidden_is_credentials_not_protocol(broken: Run) -> None:
+    # graphql-ws's onConnect returning false: 101, connection_init, then close 4403 "Forbidden".
+    events = client("gql", broken.proxy.url("/auth/graphql", "ws"))
+    assert (first(events, "close")["code"], first(events, "close")["reason"]) == (4403, "Forbidden")
+    d = broken.logged("/auth/graphql", "ws_close")["diagnosis"]
+    assert d["code"] == "WS_REFUSED" and "connectionParams" in d["fix"] and "protocol" not in d["fix"]
+    assert d["facts"]["client sent first"] == '{"type":"connection_init"}'
+    assert "WS_REFUSED" in broken.report_codes("/auth/graphql")
+    # The fix: the credentials onConnect checks, in connectionParams.
+    assert _subscribed(client("gql", broken.proxy.url("/auth/graphql", "ws"), "--token", "secret"))
 
 
 def test_socketio_v2_client_against_v4_server(broken: Run, fixed: Run) -> None:

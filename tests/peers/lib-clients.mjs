@@ -1,7 +1,7 @@
 // Clients from the libraries people use, for tests/test_peer_libraries.py.
 //
 //   node lib-clients.mjs ws URL [--origin O] [--protocol P]...
-//   node lib-clients.mjs gql URL               graphql-ws client: subscribe { greetings }
+//   node lib-clients.mjs gql URL [--token T]   graphql-ws client: subscribe { greetings }
 //   node lib-clients.mjs gql-legacy URL        subscriptions-transport-ws client, same
 //   node lib-clients.mjs socketio URL          socket.io-client: emit 'hello', wait for the upgrade
 //   node lib-clients.mjs socketio-v2 URL/PATH  socket.io-client 2.x with that path: emit 'hello'
@@ -18,6 +18,7 @@ const { positionals, values } = parseArgs({
   options: {
     origin: { type: 'string' },
     protocol: { type: 'string', multiple: true, default: [] },
+    token: { type: 'string' },
   },
 });
 const [mode, url] = positionals;
@@ -52,6 +53,7 @@ async function gqlClient() {
   const { createClient } = await import('graphql-ws');
   const client = createClient({
     url, webSocketImpl: WebSocket, retryAttempts: 0, lazy: true,
+    connectionParams: values.token ? { token: values.token } : undefined,
     on: {
       connected: (socket) => out({ event: 'open', protocol: socket.protocol }),
       closed: (e) => out({ event: 'close', code: e.code, reason: String(e.reason ?? '') }),

@@ -17,6 +17,7 @@
 //   socketio-eio3 the same with allowEIO3: true (Socket.IO v2 clients accepted)
 //   gql           graphql-ws (graphql-transport-ws) at /graphql
 //   gql-legacy    subscriptions-transport-ws (legacy 'graphql-ws' protocol) at /graphql
+//   gql-auth      graphql-ws at /graphql whose onConnect wants connectionParams {token: 'secret'}
 import { createServer } from 'node:http';
 import { once } from 'node:events';
 import { WebSocketServer } from 'ws';
@@ -127,6 +128,14 @@ const makers = {
     const wss = new WebSocketServer({ server, path: '/graphql' });
     wss.on('connection', (ws, req) => out({ event: 'connection', server: 'gql', protocol: ws.protocol }));
     useServer({ schema: await schema(), roots: await roots() }, wss);
+    return listen(server);
+  },
+  async 'gql-auth'() {
+    const { useServer } = await import('graphql-ws/use/ws');
+    const server = plainHttp();
+    const wss = new WebSocketServer({ server, path: '/graphql' });
+    useServer({ schema: await schema(), roots: await roots(),
+                onConnect: (ctx) => ctx.connectionParams?.token === 'secret' }, wss);
     return listen(server);
   },
   async 'gql-legacy'() {
