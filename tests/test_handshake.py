@@ -28,7 +28,8 @@ STRIPPED = replace(BASE, rewritten="/", upstream_path="/")
     # ... the same behind a stripping rewrite: the path is a lesser suspect.
     (replace(STRIPPED, status=401), ["origin", "auth", "path"], Code.HANDSHAKE_FORBIDDEN_ORIGIN),
     # rewriteWsOrigin on: the Origin is the target's, 401 is about credentials.
-    (replace(BASE, status=401, rewrite_ws_origin=True, origin=TARGET), ["auth"], Code.HANDSHAKE_REJECTED),
+    # ... and credentials first, then an origin check that wants the page's origin, not the target's.
+    (replace(BASE, status=401, rewrite_ws_origin=True, origin=TARGET), ["auth", "origin"], Code.HANDSHAKE_REJECTED),
     # a 401 from a non-browser client (no Origin): not an origin check.
     (replace(BASE, status=401, origin=None), ["auth"], Code.HANDSHAKE_REJECTED),
     # a 403 without Origin: origin checks do that.

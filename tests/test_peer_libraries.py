@@ -32,7 +32,7 @@ from viteproxy.doctor import codes
 pytestmark = pytest.mark.peers
 
 SERVERS = ("ws-verify", "ws-path", "ws-noserver", "ws-v6", "express", "socketio", "socketio-eio3", "gql",
-           "gql-legacy", "gql-auth")
+           "gql-legacy", "gql-auth", "ws-page-origin")
 PACKAGES = ("ws", "express", "socket.io", "socket.io-client", "socket.io-client-v2", "graphql", "graphql-ws",
             "subscriptions-transport-ws")
 
@@ -53,6 +53,9 @@ def broken_rules(p: dict[str, int]) -> dict[str, Any]:
     return {"proxy": {
         # ws verifyClient accepting only its own origin; the browser's Origin is the proxy's.
         "/verify": {"target": f"{loop}:{p['ws-verify']}", "ws": True},
+        # ws verifyClient allowing only the page's origin, and rewriteWsOrigin replacing it.
+        "/pageorigin": {"target": f"{loop}:{p['ws-page-origin']}", "ws": True, "changeOrigin": True,
+                        "rewriteWsOrigin": True},
         # ws {path: '/ws'}, and a rewrite that strips /ws.
         "/ws": {"target": f"{loop}:{p['ws-path']}", "ws": True, "rewrite": {"^/ws": ""}},
         # ws's noServer routing of /live, and a rewrite that strips /live.
@@ -174,6 +177,25 @@ def test_ws_verify_client_origin_401(broken: Run, fixed: Run, ports: dict[str, i
     assert codes(broken.doctor)["/verify"] == ["HANDSHAKE_FORBIDDEN_ORIGIN"]
     # The fix names rewriteWsOrigin (and changeOrigin): with them, the same client gets through.
     assert echoed(ws_via(fixed, "/verify/chat"))
+
+
+def test_ws_verify_client_wants_the_page_origin_not_the_rewritten_one(
+        broken: Run, ports: dict[str, int], tmp_path: Path) -> None:
+    # rewriteWsOrigin (viteproxy's advice for a foreign Origin) replaces the page's Origin, which this
+    # backend's allow-list wants: 401 again, and the diagnosis must name that way back too.
+    page = "http://localhost:5173"
+    resp = first(client("ws", broken.proxy.url("/pageorigin/x", "ws"), "--origin", page), "response")
+    assert resp["status"] == 401
+    d = broken.logged("/pageorigin/x")["diagnosis"]
+    assert d["facts"]["causes"] == "auth, origin" and "remove rewriteWsOrigin" in d["fix"]
+    # The fix: without rewriteWsOrigin the page's Origin reaches the backend's allow-list.
+    # (Not in the shared fixed proxy: doctor, a browser on the proxy's origin, is refused there.)
+    proxy = Proxy(tmp_path, {"proxy": {"/pageorigin": {
+        "target": f"http://127.0.0.1:{ports['ws-page-origin']}", "ws": True, "changeOrigin": True}}})
+    try:
+        assert echoed(client("ws", proxy.url("/pageorigin/x", "ws"), "--origin", page))
+    finally:
+        proxy.stop()
 
 
 BROWSER_WS = """async (path) => await new Promise((resolve) => {

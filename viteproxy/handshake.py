@@ -97,7 +97,9 @@ def causes(f: HandshakeFacts) -> list[Cause]:
     )
     origin_cause = _origin_cause(f)
     if status in (401, 403):
-        if origin_cause:
+        # A 401 with the target's own Origin: credentials first, the origin check after.
+        origin_later = status == 401 and origin_cause is not None and not f.foreign_origin
+        if origin_cause and not origin_later:
             found.append(origin_cause)
         if status == 401 or f.www_authenticate:
             found.append(Cause(
@@ -107,6 +109,8 @@ def causes(f: HandshakeFacts) -> list[Cause]:
                 "check what the backend's upgrade handler verifies, and send it (a rule's 'headers:' "
                 "adds a header to every request)",
             ))
+        if origin_cause and origin_later:
+            found.append(origin_cause)
         if f.path_changed:
             found.append(path_cause)
     elif status == 400:
@@ -164,12 +168,16 @@ def _origin_cause(f: HandshakeFacts) -> Cause | None:
             f"{f.target_origin}" + ("" if f.change_origin else " and a matching Host")
             + ", or allow the Origin in the backend's check",
         )
-    if f.status == 403 and f.origin:
+    if f.status in (401, 403) and f.origin:
+        by_rule = " (the rule's rewriteWsOrigin sent it)" if f.rewrite_ws_origin else ""
         return Cause(
             "origin", Code.HANDSHAKE_FORBIDDEN_ORIGIN,
-            f"the backend refused Origin {f.origin}, which already is its own origin",
-            "allow the Origin in the backend's origin check (ws verifyClient, Spring "
-            "setAllowedOrigins, gorilla CheckOrigin, Socket.IO cors.origin)",
+            f"the backend refused Origin {f.origin}, which already is its own origin{by_rule}: an origin "
+            "check that allows only the page's origin (the dev server's, e.g. http://localhost:5173) "
+            "refuses it (Node ws's verifyClient answers 401)",
+            f"allow Origin {f.origin} in the backend's origin check (ws verifyClient, Spring "
+            "setAllowedOrigins, gorilla CheckOrigin, Socket.IO cors.origin)"
+            + (", or remove rewriteWsOrigin so that it sees the page's Origin" if f.rewrite_ws_origin else ""),
         )
     return None
 

@@ -9,6 +9,7 @@
 // Every server listens on 127.0.0.1, except ws-v6, which listens on ::1 only.
 //
 //   ws-verify     ws with verifyClient: the Origin must be the server's own origin
+//   ws-page-origin ws with verifyClient allowing only the page's origin, http://localhost:5173
 //   ws-path       ws with {server, path: '/ws'}: other paths get ws's own answer
 //   ws-noserver   ws's README routing: noServer + 'upgrade' on /live, socket.destroy() elsewhere
 //   ws-v6         ws echo on [::1] only
@@ -54,6 +55,13 @@ const makers = {
     wss.on('connection', (ws, req) => echo('ws-verify', ws, req));
     port = await listen(server);
     return port;
+  },
+  async 'ws-page-origin'() {
+    const server = plainHttp();
+    // The other allow-list tutorials show: the dev server's page origin.
+    const wss = new WebSocketServer({ server, verifyClient: (info) => info.origin === 'http://localhost:5173' });
+    wss.on('connection', (ws, req) => echo('ws-page-origin', ws, req));
+    return listen(server);
   },
   async 'ws-path'() {
     const server = plainHttp();
