@@ -20,6 +20,8 @@ TARGET = "http://127.0.0.1:3000"
 BASE = HandshakeFacts(status=400, url="/ws", rewritten="/ws", upstream_path="/ws", origin=PROXY,
                       host="127.0.0.1:5280", target_origin=TARGET)
 STRIPPED = replace(BASE, rewritten="/", upstream_path="/")
+EIO = "/socket.io/?EIO=4&transport=websocket"
+ENGINE = replace(BASE, url=EIO, rewritten=EIO, upstream_path=EIO)
 
 
 @pytest.mark.parametrize(("facts", "names", "code"), [
@@ -48,6 +50,11 @@ STRIPPED = replace(BASE, rewritten="/", upstream_path="/")
     (replace(BASE, status=None), ["aborted"], Code.HANDSHAKE_ABORTED),
     # a target with a path prefix changes the path too.
     (replace(BASE, status=404, upstream_path="/v1/ws"), ["path"], Code.HANDSHAKE_NOT_FOUND),
+    # Engine.IO says why (its upgrade answer is the bare message): an unknown session is no Origin check.
+    (replace(ENGINE, body="Session ID unknown"), ["socketio-session"], Code.SOCKETIO_SESSION_UNKNOWN),
+    (replace(ENGINE, body="Transport unknown"), ["unknown"], Code.HANDSHAKE_REJECTED),
+    # ... but its "Forbidden" is allowRequest's refusal, which an Origin check makes.
+    (replace(ENGINE, body="Forbidden"), ["origin"], Code.HANDSHAKE_FORBIDDEN_ORIGIN),
     # anything else.
     (replace(BASE, status=500, origin=TARGET, rewrite_ws_origin=True), ["unknown"], Code.HANDSHAKE_REJECTED),
     (replace(BASE, status=200, origin=TARGET, rewrite_ws_origin=True), ["unknown"], Code.HANDSHAKE_REJECTED),

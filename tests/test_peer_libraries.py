@@ -32,7 +32,7 @@ from viteproxy.doctor import codes
 pytestmark = pytest.mark.peers
 
 SERVERS = ("ws-verify", "ws-path", "ws-noserver", "ws-v6", "express", "socketio", "socketio-eio3", "gql",
-           "gql-legacy", "gql-auth", "ws-page-origin")
+           "gql-legacy", "gql-auth", "ws-page-origin", "socketio-b")
 PACKAGES = ("ws", "express", "socket.io", "socket.io-client", "socket.io-client-v2", "graphql", "graphql-ws",
             "subscriptions-transport-ws")
 
@@ -71,6 +71,9 @@ def broken_rules(p: dict[str, int]) -> dict[str, Any]:
                               "rewrite": {"^/appended": ""}, "subprotocols": ["graphql-ws"]},
         # graphql-ws whose onConnect wants a token the client does not send (closes 4403).
         "/auth/graphql": {"target": f"{loop}:{p['gql-auth']}", "ws": True, "rewrite": {"^/auth": ""}},
+        # Two Socket.IO instances behind one rule, round-robin: the session is on one of them.
+        "/two/socket.io": {"target": [f"{loop}:{p['socketio']}", f"{loop}:{p['socketio-b']}"], "ws": True,
+                           "rewrite": {"^/two": ""}},
         # A Socket.IO v2 client (socket.io-client 2.x, on path /legacy/socket.io) and a v4 server.
         "/legacy/socket.io": {"target": f"{loop}:{p['socketio']}", "ws": True, "rewrite": {"^/legacy": ""}},
     }}
@@ -89,6 +92,8 @@ def fixed_rules(p: dict[str, int]) -> dict[str, Any]:
         "/pinned/graphql": {"target": f"{loop}:{p['gql']}", "ws": True, "rewrite": {"^/pinned": ""}},
         "/appended/graphql": {"target": f"{loop}:{p['gql']}", "ws": True, "rewrite": {"^/appended": ""}},
         "/legacy/socket.io": {"target": f"{loop}:{p['socketio-eio3']}", "ws": True, "rewrite": {"^/legacy": ""}},
+        "/two/socket.io": {"target": [f"{loop}:{p['socketio']}", f"{loop}:{p['socketio-b']}"], "ws": True,
+                           "rewrite": {"^/two": ""}, "balance": "first-healthy"},
         # Working setups.
         "/api": {"target": f"{loop}:{p['express']}", "ws": True, "changeOrigin": True, "rewrite": {"^/api": ""}},
         "/socket.io": {"target": f"{loop}:{p['socketio']}", "ws": True},
@@ -318,6 +323,21 @@ def test_graphql_ws_forbidden_is_credentials_not_protocol(broken: Run) -> None:
     assert _subscribed(client("gql", broken.proxy.url("/auth/graphql", "ws"), "--token", "secret"))
 
 
+def test_socketio_instances_without_sticky_sessions(broken: Run, fixed: Run) -> None:
+    # Round-robin sends the client's polls and its upgrade to both instances: one of them answers
+    # 400 "Session ID unknown". That is no Origin check (viteproxy said HANDSHAKE_FORBIDDEN_ORIGIN).
+    events = client("socketio", broken.proxy.url("/two/socket.io"))
+    assert not [e for e in events if e["event"] == "result"], events
+    def diagnosed() -> list[dict[str, Any]] | None:
+        found = [r["diagnosis"] for r in log_lines_prefix(broken, "/two/socket.io/") if r.get("diagnosis")]
+        return found or None
+    found = wait_until(diagnosed, 15, "a diagnosed line for /two/socket.io/")
+    assert {d["code"] for d in found} == {"SOCKETIO_SESSION_UNKNOWN"}, found
+    assert "first-healthy" in found[0]["fix"] and "transports: ['websocket']" in found[0]["fix"]
+    # The fix: one instance at a time.
+    assert first(client("socketio", fixed.proxy.url("/two/socket.io")), "result")["ack"]["transport"] == "websocket"
+
+
 def test_socketio_v2_client_against_v4_server(broken: Run, fixed: Run) -> None:
     events = client("socketio-v2", broken.proxy.url("/legacy/socket.io"))
     assert first(events, "error") == {"event": "error", "message": "xhr poll error", "status": 400}
@@ -342,7 +362,7 @@ def test_doctor_passes_every_working_setup(fixed: Run) -> None:
     assert {c["status"] for c in fixed.doctor["checks"]} <= {"ok", "skip", "note"}
     # Notes are facts about clients the setup does not use (a v4 server refuses v2 clients).
     assert [(c["rule"], c["code"]) for c in fixed.doctor["checks"] if c["status"] == "note"] == [
-        ("/socket.io", "SOCKETIO_VERSION_MISMATCH")]
+        ("/two/socket.io", "SOCKETIO_VERSION_MISMATCH"), ("/socket.io", "SOCKETIO_VERSION_MISMATCH")]
     ws = {c["rule"]: c for c in fixed.doctor["checks"] if c["layer"] == "ws" and c["status"] != "note"}
     # Socket.IO is probed with its own handshake, not a bare /socket.io the Node server drops.
     assert ws["/socket.io"]["status"] == "ok" and "EIO=4&transport=websocket" in ws["/socket.io"]["detail"]

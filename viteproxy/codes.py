@@ -125,6 +125,7 @@ class Code(enum.StrEnum):
     HANDSHAKE_ABORTED = auto(), 502, "error", "traffic", "the backend closed without answering the upgrade"
     # The status is the backend's own (Engine.IO answers 400).
     SOCKETIO_VERSION_MISMATCH = auto(), 400, "error", "traffic", "client and server speak different Engine.IO versions"
+    SOCKETIO_SESSION_UNKNOWN = auto(), 400, "error", "traffic", "Socket.IO does not know the client's session id"
 
     # ------------------------------------------------------ open connections
     BACKEND_CLOSED_ABNORMALLY = auto(), 502, "error", "traffic", "the backend dropped a WebSocket with no close frame"

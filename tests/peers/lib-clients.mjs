@@ -85,7 +85,11 @@ async function gqlLegacyClient() {
 
 async function socketioClient() {
   const { io } = await import('socket.io-client');
-  const socket = io(url, { reconnection: false, timeout: 10000 });
+  // A URL ending in /socket.io names the path (as socketio-v2 does), not a namespace.
+  const u = new URL(url);
+  const socket = u.pathname.endsWith('socket.io')
+    ? io(u.origin, { path: u.pathname, reconnection: false, timeout: 10000 })
+    : io(url, { reconnection: false, timeout: 10000 });
   socket.on('connect', () => {
     out({ event: 'open', transport: socket.io.engine.transport.name });
   });

@@ -15,6 +15,7 @@
 //   ws-v6         ws echo on [::1] only
 //   express       Express (GET /hello) and ws at /ws on the same http server
 //   socketio      Socket.IO v4: 'hello' is acknowledged with the transport in use
+//   socketio-b    a second instance of socketio (for a target list)
 //   socketio-eio3 the same with allowEIO3: true (Socket.IO v2 clients accepted)
 //   gql           graphql-ws (graphql-transport-ws) at /graphql
 //   gql-legacy    subscriptions-transport-ws (legacy 'graphql-ws' protocol) at /graphql
@@ -177,6 +178,8 @@ async function roots() {
     },
   };
 }
+
+makers['socketio-b'] = makers.socketio;
 
 const ports = {};
 for (const name of process.argv.slice(2)) {
