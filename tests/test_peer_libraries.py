@@ -355,6 +355,18 @@ def test_socketio_v2_client_against_v4_server(broken: Run, fixed: Run) -> None:
     assert first(client("socketio-v2", fixed.proxy.url("/legacy/socket.io")), "result")["ack"]["echo"] == "v2"
 
 
+def test_socketio_v2_websocket_only_against_v4_server(broken: Run, fixed: Run) -> None:
+    # No polling: the v4 server answers 101, then writes its refusal as HTTP onto the socket (a 1002).
+    url = "/legacy/socket.io/?EIO=3&transport=websocket"
+    events = client("socketio-v2", broken.proxy.url("/legacy/socket.io"), "--websocket-only")
+    assert not [e for e in events if e["event"] == "result"], events
+    d = broken.logged(url, "ws_close")["diagnosis"]
+    assert d["code"] == "SOCKETIO_VERSION_MISMATCH" and "allowEIO3" in d["fix"]
+    assert "SOCKETIO_VERSION_MISMATCH" in broken.report_codes(url)
+    events = client("socketio-v2", fixed.proxy.url("/legacy/socket.io"), "--websocket-only")
+    assert first(events, "result")["ack"] == {"echo": "v2", "transport": "websocket"}
+
+
 # ------------------------------------------------------------ working setups
 
 def test_doctor_passes_every_working_setup(fixed: Run) -> None:

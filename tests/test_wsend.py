@@ -63,3 +63,12 @@ def test_graphql_ws_forbidden_points_at_credentials_not_the_protocol() -> None:
     assert d is not None and d.code == Code.WS_REFUSED
     assert "connectionParams" in d.fix and "protocol" not in d.fix
     assert dict(d.facts)["close code"].startswith("4403 (Forbidden: the server's onConnect refused")
+
+
+def test_socketio_v2_websocket_only_against_v4_is_the_version_pair() -> None:
+    # socket.io 4 (no allowEIO3) answers 101 to EIO=3, then HTTP text on the socket: a 1002.
+    d = judge_ws_end(WsEnd(1002, reason="Invalid attempt to fragment control frame",
+                           url="/socket.io/?EIO=3&transport=websocket"), rule="/socket.io", upstream=None)
+    assert d is not None and d.code == Code.SOCKETIO_VERSION_MISMATCH and "allowEIO3" in d.fix
+    assert judge_ws_end(WsEnd(1002, url="/socket.io/?EIO=4&transport=websocket"), rule="/socket.io",
+                        upstream=None).code == Code.WS_PROTOCOL_ERROR  # type: ignore[union-attr]

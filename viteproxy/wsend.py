@@ -12,6 +12,7 @@ called `graphql-ws`) gets 101 and then 1002.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import parse_qs, urlsplit
 
 from .closecodes import meaning
 from .codes import Code
@@ -52,6 +53,7 @@ class WsEnd:
     offered: tuple[str, ...] = ()  # by the client
     first_client: str | None = None  # the first message each side sent, cut short
     first_server: str | None = None
+    url: str = ""  # path + query of the handshake, as the client sent it
 
 
 def judge_ws_end(e: WsEnd, *, rule: str | None, upstream: str | None) -> Diagnosis | None:
@@ -80,6 +82,21 @@ def _early_protocol_close(e: WsEnd, *, rule: str | None, upstream: str | None) -
         ("messages", str(e.messages)),
         ("client sent first", _cut(e.first_client)), ("backend sent first", _cut(e.first_server)),
     )
+    eio = parse_qs(urlsplit(e.url).query).get("EIO", [""])[0]
+    if eio and eio != "4" and code == 1002 and e.messages == 0:
+        # Measured: socket.io 4 without allowEIO3 accepts a v2 client's websocket-only upgrade
+        # (EIO=3), then writes an HTTP error onto the upgraded socket; the proxy's WebSocket parser
+        # reads it as a bad frame ("Invalid attempt to fragment control frame") and closes 1002.
+        return Diagnosis(
+            Code.SOCKETIO_VERSION_MISMATCH, 400,
+            f"The WebSocket of a Socket.IO client speaking Engine.IO {eio} (Socket.IO v2 uses EIO=3) ended "
+            "with 1002 right after the 101, before any message: a Socket.IO v3/v4 server refuses that "
+            "version, and writes its refusal as plain HTTP onto the upgraded socket, which no WebSocket "
+            "peer can read.",
+            "use a socket.io-client whose major version matches the server's, or let v2 clients in "
+            "with new Server(httpServer, { allowEIO3: true }) on a v3/v4 server.",
+            rule=rule, upstream=upstream, facts=(("EIO", eio), *facts),
+        )
     if e.subprotocol == "graphql-transport-ws" and code == 1002:
         return Diagnosis(
             Code.WS_PROTOCOL_ERROR, 502,

@@ -4,7 +4,7 @@
 //   node lib-clients.mjs gql URL [--token T]   graphql-ws client: subscribe { greetings }
 //   node lib-clients.mjs gql-legacy URL        subscriptions-transport-ws client, same
 //   node lib-clients.mjs socketio URL          socket.io-client: emit 'hello', wait for the upgrade
-//   node lib-clients.mjs socketio-v2 URL/PATH  socket.io-client 2.x with that path: emit 'hello'
+//   node lib-clients.mjs socketio-v2 URL/PATH [--websocket-only]  socket.io-client 2.x with that path: emit 'hello'
 //
 // Each reports JSON lines on stdout and exits when it is done:
 //   {"event": "open", ...} / {"event": "response", "status": 401, "headers": {...}, "body": "..."}
@@ -19,6 +19,7 @@ const { positionals, values } = parseArgs({
     origin: { type: 'string' },
     protocol: { type: 'string', multiple: true, default: [] },
     token: { type: 'string' },
+    'websocket-only': { type: 'boolean', default: false },
   },
 });
 const [mode, url] = positionals;
@@ -104,7 +105,8 @@ async function socketioV2Client() {
   // socket.io-client 2.x (npm alias socket.io-client-v2): Engine.IO protocol 3.
   const { default: io } = await import('socket.io-client-v2');
   const u = new URL(url);
-  const socket = io(u.origin, { path: u.pathname, reconnection: false, timeout: 10000 });
+  const transports = values['websocket-only'] ? ['websocket'] : ['polling', 'websocket'];
+  const socket = io(u.origin, { path: u.pathname, reconnection: false, timeout: 10000, transports });
   socket.on('connect', () => {
     socket.emit('hello', 'v2', (ack) => { out({ event: 'result', ack }); socket.close(); finish(); });
   });

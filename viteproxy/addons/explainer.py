@@ -316,6 +316,7 @@ class Explainer:
             idle_source="tcp_timeout" if has_option else "fixed in mitmproxy 11",
             subprotocol=(flow.response.headers.get("sec-websocket-protocol") or None) if flow.response else None,
             offered=conn.offered, first_client=conn.first_client, first_server=conn.first_server,
+            url=flow.request.path,
         )
         diag = judge_ws_end(end, rule=r.rule_name, upstream=r.upstream_url)
         if diag is not None:
