@@ -42,7 +42,10 @@ ENGINE = replace(BASE, url=EIO, rewritten=EIO, upstream_path=EIO)
     # ws {path: '/ws'} behind a rewrite that strips /ws: 400, path first, origin possible.
     (STRIPPED, ["path", "origin"], Code.HANDSHAKE_NOT_FOUND),
     # a 400 with no rewrite: the Origin leads.
-    (BASE, ["origin"], Code.HANDSHAKE_FORBIDDEN_ORIGIN),
+    (BASE, ["origin", "path"], Code.HANDSHAKE_FORBIDDEN_ORIGIN),
+    # ... but Node ws's own 400 "Bad Request" (its `path` option) puts the path first, rewrite or not.
+    (replace(BASE, body="Bad Request"), ["path", "origin"], Code.HANDSHAKE_NOT_FOUND),
+    (replace(BASE, body="Bad Request", origin=TARGET, rewrite_ws_origin=True), ["path"], Code.HANDSHAKE_NOT_FOUND),
     # a 404: the path, whatever the Origin.
     (replace(BASE, status=404), ["path"], Code.HANDSHAKE_NOT_FOUND),
     # noServer routing destroys the socket: path first when the rewrite changed it.

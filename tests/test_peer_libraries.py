@@ -32,7 +32,7 @@ from viteproxy.doctor import codes
 pytestmark = pytest.mark.peers
 
 SERVERS = ("ws-verify", "ws-path", "ws-noserver", "ws-v6", "express", "socketio", "socketio-eio3", "gql",
-           "gql-legacy", "gql-auth", "ws-page-origin", "socketio-b")
+           "gql-legacy", "gql-auth", "ws-page-origin", "socketio-b", "ws-app")
 PACKAGES = ("ws", "express", "socket.io", "socket.io-client", "socket.io-client-v2", "graphql", "graphql-ws",
             "subscriptions-transport-ws")
 
@@ -95,6 +95,7 @@ def fixed_rules(p: dict[str, int]) -> dict[str, Any]:
         "/two/socket.io": {"target": [f"{loop}:{p['socketio']}", f"{loop}:{p['socketio-b']}"], "ws": True,
                            "rewrite": {"^/two": ""}, "balance": "first-healthy"},
         # Working setups.
+        "/app": {"target": f"{loop}:{p['ws-app']}", "ws": True},  # the socket is at /app/live
         "/api": {"target": f"{loop}:{p['express']}", "ws": True, "changeOrigin": True, "rewrite": {"^/api": ""}},
         "/socket.io": {"target": f"{loop}:{p['socketio']}", "ws": True},
         "/sio.html": {"target": f"{loop}:{p['socketio']}"},
@@ -380,6 +381,17 @@ def test_doctor_passes_every_working_setup(fixed: Run) -> None:
     assert ws["/socket.io"]["status"] == "ok" and "EIO=4&transport=websocket" in ws["/socket.io"]["detail"]
     # A ws backend below a stripped prefix (/api/ws -> /ws): the bare prefix proves nothing.
     assert ws["/api"]["status"] == "skip"
+
+
+def test_ws_path_option_below_an_unchanged_prefix(fixed: Run) -> None:
+    # doctor cannot know the socket is at /app/live: the bare /app gets ws's 400, and it skips.
+    ws = [c for c in fixed.doctor["checks"] if c["rule"] == "/app" and c["layer"] == "ws"]
+    assert [c["status"] for c in ws] == ["skip"], ws
+    assert echoed(ws_via(fixed, "/app/live"))
+    # A client at the wrong path gets ws's 400 "Bad Request": the path, not the Origin (no rewrite here).
+    resp = first(ws_via(fixed, "/app/wrong"), "response")
+    assert (resp["status"], resp["headers"]["x-viteproxy-diagnosis"]) == (400, "HANDSHAKE_NOT_FOUND")
+    assert fixed.logged("/app/wrong")["diagnosis"]["facts"]["causes"] == "path, origin"
 
 
 def test_express_and_ws_behind_api_with_rewrite(fixed: Run) -> None:

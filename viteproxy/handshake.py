@@ -120,10 +120,15 @@ def causes(f: HandshakeFacts) -> list[Cause]:
         if f.path_changed:
             found.append(path_cause)
     elif status == 400:
-        if f.path_changed:
+        # Node ws answers 400 "Bad Request" to a path its `path` option does not serve (origin
+        # checks answer 401/403): the path leads then, also when the rule did not change it.
+        ws_like = f.body.strip() == "Bad Request"
+        if f.path_changed or ws_like:
             found.append(path_cause)
         if origin_cause:
             found.append(origin_cause)
+        if not (f.path_changed or ws_like) and engine is None:
+            found.append(path_cause)
     elif status == 404:
         found.append(path_cause)
     elif status is None:

@@ -11,6 +11,7 @@
 //   ws-verify     ws with verifyClient: the Origin must be the server's own origin
 //   ws-page-origin ws with verifyClient allowing only the page's origin, http://localhost:5173
 //   ws-path       ws with {server, path: '/ws'}: other paths get ws's own answer
+//   ws-app        ws with {server, path: '/app/live'}: a socket below the prefix of a rule without rewrite
 //   ws-noserver   ws's README routing: noServer + 'upgrade' on /live, socket.destroy() elsewhere
 //   ws-v6         ws echo on [::1] only
 //   express       Express (GET /hello) and ws at /ws on the same http server
@@ -68,6 +69,12 @@ const makers = {
     const server = plainHttp();
     const wss = new WebSocketServer({ server, path: '/ws' });
     wss.on('connection', (ws, req) => echo('ws-path', ws, req));
+    return listen(server);
+  },
+  async 'ws-app'() {
+    const server = plainHttp();
+    const wss = new WebSocketServer({ server, path: '/app/live' });
+    wss.on('connection', (ws, req) => echo('ws-app', ws, req));
     return listen(server);
   },
   async 'ws-noserver'() {
