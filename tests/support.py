@@ -338,6 +338,8 @@ class Proxy:
         self.args = args
         self._out = open(self.output_path, "wb")
         argv = [str(program), "-s", str(ENTRY), *args]
+        if os.environ.get("VITEPROXY_TEST_LAUNCHER") == "1" and program == MITMDUMP and "-s" not in args:
+            launcher = True
         if launcher:  # the checkout's package on the path, as addons/viteproxy.py arranges for mitmdump
             argv = [sys.executable, "-m", "viteproxy", "run", "--rules", "rules.yaml", *args]
             env = {"PYTHONPATH": str(ROOT), **(env or {})}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from test_explain import run_doctor
 
-from support import free_port, launch_lean
+from support import Backend, Proxy, free_port, launch_lean
 from viteproxy.commands.doctor import codes
 
 
@@ -52,3 +52,31 @@ def test_doctor_beside_the_running_launcher_checks_through_it(tmp_path: Path, ba
     assert listen["status"] == "ok" and "already listening" in listen["detail"]
     through = next(c for c in report["checks"] if c["rule"] == "/ws" and c["layer"] == "proxy")
     assert through["status"] == "ok" and "-> 101" in through["detail"]
+
+
+def test_the_viteproxy_command_running_is_recognised_as_the_proxy(tmp_path: Path, backend: Backend) -> None:
+    # The lean launcher's process is named after its interpreter ("python3"), not
+    # "mitmdump": doctor must still see its own proxy there, not "another program".
+    proxy = Proxy(tmp_path, {"proxy": {"/api": f"http://127.0.0.1:{backend.port}"}}, launcher=True)
+    try:
+        rc, report = run_doctor(proxy.rules_path)
+    finally:
+        proxy.stop()
+    listen = next(c for c in report["checks"] if c["rule"] == "(listen)")
+    assert (listen["status"], listen["code"]) == ("ok", None), listen
+    assert "a proxy is already listening" in listen["detail"] and "viteproxy" in listen["detail"]
+    through = [c for c in report["checks"] if c["rule"] == "/api" and c["layer"] == "proxy"]
+    assert [c["status"] for c in through] == ["ok"], through
+    assert rc == 0, report
+
+
+def test_a_ws_target_that_works_under_vite_8_is_a_note_not_a_problem(tmp_path: Path, backend: Backend) -> None:
+    # Vite's own docs write '/socket.io': {target: 'ws://localhost:5174', ws: true}; Vite 8
+    # and viteproxy serve its plain HTTP over http://. Only older Vites failed it.
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(f"server: {{port: {free_port()}}}\nproxy:\n"
+                     f"  /socket.io: {{target: 'ws://127.0.0.1:{backend.port}', ws: true}}\n")
+    rc, report = run_doctor(rules)
+    config = [c for c in report["checks"] if c["layer"] == "config"]
+    assert [(c["status"], c["code"]) for c in config] == [("note", "WS_TARGET_FOR_HTTP"), ("ok", None)]
+    assert (rc, report["ok"]) == (0, True), report

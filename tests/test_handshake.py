@@ -20,6 +20,8 @@ TARGET = "http://127.0.0.1:3000"
 BASE = HandshakeFacts(status=400, url="/ws", rewritten="/ws", upstream_path="/ws", origin=PROXY,
                       host="127.0.0.1:5280", target_origin=TARGET)
 STRIPPED = replace(BASE, rewritten="/", upstream_path="/")
+EIO = "/socket.io/?EIO=4&transport=websocket"
+ENGINE = replace(BASE, url=EIO, rewritten=EIO, upstream_path=EIO)
 
 
 @pytest.mark.parametrize(("facts", "names", "code"), [
@@ -28,7 +30,8 @@ STRIPPED = replace(BASE, rewritten="/", upstream_path="/")
     # ... the same behind a stripping rewrite: the path is a lesser suspect.
     (replace(STRIPPED, status=401), ["origin", "auth", "path"], Code.HANDSHAKE_FORBIDDEN_ORIGIN),
     # rewriteWsOrigin on: the Origin is the target's, 401 is about credentials.
-    (replace(BASE, status=401, rewrite_ws_origin=True, origin=TARGET), ["auth"], Code.HANDSHAKE_REJECTED),
+    # ... and credentials first, then an origin check that wants the page's origin, not the target's.
+    (replace(BASE, status=401, rewrite_ws_origin=True, origin=TARGET), ["auth", "origin"], Code.HANDSHAKE_REJECTED),
     # a 401 from a non-browser client (no Origin): not an origin check.
     (replace(BASE, status=401, origin=None), ["auth"], Code.HANDSHAKE_REJECTED),
     # a 403 without Origin: origin checks do that.
@@ -39,7 +42,10 @@ STRIPPED = replace(BASE, rewritten="/", upstream_path="/")
     # ws {path: '/ws'} behind a rewrite that strips /ws: 400, path first, origin possible.
     (STRIPPED, ["path", "origin"], Code.HANDSHAKE_NOT_FOUND),
     # a 400 with no rewrite: the Origin leads.
-    (BASE, ["origin"], Code.HANDSHAKE_FORBIDDEN_ORIGIN),
+    (BASE, ["origin", "path"], Code.HANDSHAKE_FORBIDDEN_ORIGIN),
+    # ... but Node ws's own 400 "Bad Request" (its `path` option) puts the path first, rewrite or not.
+    (replace(BASE, body="Bad Request"), ["path", "origin"], Code.HANDSHAKE_NOT_FOUND),
+    (replace(BASE, body="Bad Request", origin=TARGET, rewrite_ws_origin=True), ["path"], Code.HANDSHAKE_NOT_FOUND),
     # a 404: the path, whatever the Origin.
     (replace(BASE, status=404), ["path"], Code.HANDSHAKE_NOT_FOUND),
     # noServer routing destroys the socket: path first when the rewrite changed it.
@@ -47,6 +53,11 @@ STRIPPED = replace(BASE, rewritten="/", upstream_path="/")
     (replace(BASE, status=None), ["aborted"], Code.HANDSHAKE_ABORTED),
     # a target with a path prefix changes the path too.
     (replace(BASE, status=404, upstream_path="/v1/ws"), ["path"], Code.HANDSHAKE_NOT_FOUND),
+    # Engine.IO says why (its upgrade answer is the bare message): an unknown session is no Origin check.
+    (replace(ENGINE, body="Session ID unknown"), ["socketio-session"], Code.SOCKETIO_SESSION_UNKNOWN),
+    (replace(ENGINE, body="Transport unknown"), ["unknown"], Code.HANDSHAKE_REJECTED),
+    # ... but its "Forbidden" is allowRequest's refusal, which an Origin check makes.
+    (replace(ENGINE, body="Forbidden"), ["origin"], Code.HANDSHAKE_FORBIDDEN_ORIGIN),
     # anything else.
     (replace(BASE, status=500, origin=TARGET, rewrite_ws_origin=True), ["unknown"], Code.HANDSHAKE_REJECTED),
     (replace(BASE, status=200, origin=TARGET, rewrite_ws_origin=True), ["unknown"], Code.HANDSHAKE_REJECTED),

@@ -32,7 +32,7 @@ from viteproxy.commands.doctor import codes
 pytestmark = pytest.mark.peers
 
 SERVERS = ("ws-verify", "ws-path", "ws-noserver", "ws-v6", "express", "socketio", "socketio-eio3", "gql",
-           "gql-legacy")
+           "gql-legacy", "gql-auth", "ws-page-origin", "socketio-b", "ws-app")
 PACKAGES = ("ws", "express", "socket.io", "socket.io-client", "socket.io-client-v2", "graphql", "graphql-ws",
             "subscriptions-transport-ws")
 
@@ -53,6 +53,9 @@ def broken_rules(p: dict[str, int]) -> dict[str, Any]:
     return {"proxy": {
         # ws verifyClient accepting only its own origin; the browser's Origin is the proxy's.
         "/verify": {"target": f"{loop}:{p['ws-verify']}", "ws": True},
+        # ws verifyClient allowing only the page's origin, and rewriteWsOrigin replacing it.
+        "/pageorigin": {"target": f"{loop}:{p['ws-page-origin']}", "ws": True, "changeOrigin": True,
+                        "rewriteWsOrigin": True},
         # ws {path: '/ws'}, and a rewrite that strips /ws.
         "/ws": {"target": f"{loop}:{p['ws-path']}", "ws": True, "rewrite": {"^/ws": ""}},
         # ws's noServer routing of /live, and a rewrite that strips /live.
@@ -66,6 +69,11 @@ def broken_rules(p: dict[str, int]) -> dict[str, Any]:
                             "subprotocols": {"mode": "replace", "values": ["graphql-ws"]}},
         "/appended/graphql": {"target": f"{loop}:{p['gql-legacy']}", "ws": True,
                               "rewrite": {"^/appended": ""}, "subprotocols": ["graphql-ws"]},
+        # graphql-ws whose onConnect wants a token the client does not send (closes 4403).
+        "/auth/graphql": {"target": f"{loop}:{p['gql-auth']}", "ws": True, "rewrite": {"^/auth": ""}},
+        # Two Socket.IO instances behind one rule, round-robin: the session is on one of them.
+        "/two/socket.io": {"target": [f"{loop}:{p['socketio']}", f"{loop}:{p['socketio-b']}"], "ws": True,
+                           "rewrite": {"^/two": ""}},
         # A Socket.IO v2 client (socket.io-client 2.x, on path /legacy/socket.io) and a v4 server.
         "/legacy/socket.io": {"target": f"{loop}:{p['socketio']}", "ws": True, "rewrite": {"^/legacy": ""}},
     }}
@@ -84,7 +92,10 @@ def fixed_rules(p: dict[str, int]) -> dict[str, Any]:
         "/pinned/graphql": {"target": f"{loop}:{p['gql']}", "ws": True, "rewrite": {"^/pinned": ""}},
         "/appended/graphql": {"target": f"{loop}:{p['gql']}", "ws": True, "rewrite": {"^/appended": ""}},
         "/legacy/socket.io": {"target": f"{loop}:{p['socketio-eio3']}", "ws": True, "rewrite": {"^/legacy": ""}},
+        "/two/socket.io": {"target": [f"{loop}:{p['socketio']}", f"{loop}:{p['socketio-b']}"], "ws": True,
+                           "rewrite": {"^/two": ""}, "balance": "first-healthy"},
         # Working setups.
+        "/app": {"target": f"{loop}:{p['ws-app']}", "ws": True},  # the socket is at /app/live
         "/api": {"target": f"{loop}:{p['express']}", "ws": True, "changeOrigin": True, "rewrite": {"^/api": ""}},
         "/socket.io": {"target": f"{loop}:{p['socketio']}", "ws": True},
         "/sio.html": {"target": f"{loop}:{p['socketio']}"},
@@ -172,6 +183,25 @@ def test_ws_verify_client_origin_401(broken: Run, fixed: Run, ports: dict[str, i
     assert codes(broken.doctor)["/verify"] == ["HANDSHAKE_FORBIDDEN_ORIGIN"]
     # The fix names rewriteWsOrigin (and changeOrigin): with them, the same client gets through.
     assert echoed(ws_via(fixed, "/verify/chat"))
+
+
+def test_ws_verify_client_wants_the_page_origin_not_the_rewritten_one(
+        broken: Run, ports: dict[str, int], tmp_path: Path) -> None:
+    # rewriteWsOrigin (viteproxy's advice for a foreign Origin) replaces the page's Origin, which this
+    # backend's allow-list wants: 401 again, and the diagnosis must name that way back too.
+    page = "http://localhost:5173"
+    resp = first(client("ws", broken.proxy.url("/pageorigin/x", "ws"), "--origin", page), "response")
+    assert resp["status"] == 401
+    d = broken.logged("/pageorigin/x")["diagnosis"]
+    assert d["facts"]["causes"] == "auth, origin" and "remove rewriteWsOrigin" in d["fix"]
+    # The fix: without rewriteWsOrigin the page's Origin reaches the backend's allow-list.
+    # (Not in the shared fixed proxy: doctor, a browser on the proxy's origin, is refused there.)
+    proxy = Proxy(tmp_path, {"proxy": {"/pageorigin": {
+        "target": f"http://127.0.0.1:{ports['ws-page-origin']}", "ws": True, "changeOrigin": True}}})
+    try:
+        assert echoed(client("ws", proxy.url("/pageorigin/x", "ws"), "--origin", page))
+    finally:
+        proxy.stop()
 
 
 BROWSER_WS = """async (path) => await new Promise((resolve) => {
@@ -282,6 +312,33 @@ def test_graphql_appended_legacy_subprotocol(broken: Run, fixed: Run) -> None:
     assert _subscribed(client("gql", fixed.proxy.url("/appended/graphql", "ws")))
 
 
+def test_graphql_ws_forbidden_is_credentials_not_protocol(broken: Run) -> None:
+    # graphql-ws's onConnect returning false: 101, connection_init, then close 4403 "Forbidden".
+    events = client("gql", broken.proxy.url("/auth/graphql", "ws"))
+    assert (first(events, "close")["code"], first(events, "close")["reason"]) == (4403, "Forbidden")
+    d = broken.logged("/auth/graphql", "ws_close")["diagnosis"]
+    assert d["code"] == "WS_REFUSED" and "connectionParams" in d["fix"] and "protocol" not in d["fix"]
+    assert d["facts"]["client sent first"] == '{"type":"connection_init"}'
+    assert "WS_REFUSED" in broken.report_codes("/auth/graphql")
+    # The fix: the credentials onConnect checks, in connectionParams.
+    assert _subscribed(client("gql", broken.proxy.url("/auth/graphql", "ws"), "--token", "secret"))
+
+
+def test_socketio_instances_without_sticky_sessions(broken: Run, fixed: Run) -> None:
+    # Round-robin sends the client's polls and its upgrade to both instances: one of them answers
+    # 400 "Session ID unknown". That is no Origin check (viteproxy said HANDSHAKE_FORBIDDEN_ORIGIN).
+    events = client("socketio", broken.proxy.url("/two/socket.io"))
+    assert not [e for e in events if e["event"] == "result"], events
+    def diagnosed() -> list[dict[str, Any]] | None:
+        found = [r["diagnosis"] for r in log_lines_prefix(broken, "/two/socket.io/") if r.get("diagnosis")]
+        return found or None
+    found = wait_until(diagnosed, 15, "a diagnosed line for /two/socket.io/")
+    assert {d["code"] for d in found} == {"SOCKETIO_SESSION_UNKNOWN"}, found
+    assert "first-healthy" in found[0]["fix"] and "transports: ['websocket']" in found[0]["fix"]
+    # The fix: one instance at a time.
+    assert first(client("socketio", fixed.proxy.url("/two/socket.io")), "result")["ack"]["transport"] == "websocket"
+
+
 def test_socketio_v2_client_against_v4_server(broken: Run, fixed: Run) -> None:
     events = client("socketio-v2", broken.proxy.url("/legacy/socket.io"))
     assert first(events, "error") == {"event": "error", "message": "xhr poll error", "status": 400}
@@ -299,6 +356,18 @@ def test_socketio_v2_client_against_v4_server(broken: Run, fixed: Run) -> None:
     assert first(client("socketio-v2", fixed.proxy.url("/legacy/socket.io")), "result")["ack"]["echo"] == "v2"
 
 
+def test_socketio_v2_websocket_only_against_v4_server(broken: Run, fixed: Run) -> None:
+    # No polling: the v4 server answers 101, then writes its refusal as HTTP onto the socket (a 1002).
+    url = "/legacy/socket.io/?EIO=3&transport=websocket"
+    events = client("socketio-v2", broken.proxy.url("/legacy/socket.io"), "--websocket-only")
+    assert not [e for e in events if e["event"] == "result"], events
+    d = broken.logged(url, "ws_close")["diagnosis"]
+    assert d["code"] == "SOCKETIO_VERSION_MISMATCH" and "allowEIO3" in d["fix"]
+    assert "SOCKETIO_VERSION_MISMATCH" in broken.report_codes(url)
+    events = client("socketio-v2", fixed.proxy.url("/legacy/socket.io"), "--websocket-only")
+    assert first(events, "result")["ack"] == {"echo": "v2", "transport": "websocket"}
+
+
 # ------------------------------------------------------------ working setups
 
 def test_doctor_passes_every_working_setup(fixed: Run) -> None:
@@ -306,12 +375,23 @@ def test_doctor_passes_every_working_setup(fixed: Run) -> None:
     assert {c["status"] for c in fixed.doctor["checks"]} <= {"ok", "skip", "note"}
     # Notes are facts about clients the setup does not use (a v4 server refuses v2 clients).
     assert [(c["rule"], c["code"]) for c in fixed.doctor["checks"] if c["status"] == "note"] == [
-        ("/socket.io", "SOCKETIO_VERSION_MISMATCH")]
+        ("/two/socket.io", "SOCKETIO_VERSION_MISMATCH"), ("/socket.io", "SOCKETIO_VERSION_MISMATCH")]
     ws = {c["rule"]: c for c in fixed.doctor["checks"] if c["layer"] == "ws" and c["status"] != "note"}
     # Socket.IO is probed with its own handshake, not a bare /socket.io the Node server drops.
     assert ws["/socket.io"]["status"] == "ok" and "EIO=4&transport=websocket" in ws["/socket.io"]["detail"]
     # A ws backend below a stripped prefix (/api/ws -> /ws): the bare prefix proves nothing.
     assert ws["/api"]["status"] == "skip"
+
+
+def test_ws_path_option_below_an_unchanged_prefix(fixed: Run) -> None:
+    # doctor cannot know the socket is at /app/live: the bare /app gets ws's 400, and it skips.
+    ws = [c for c in fixed.doctor["checks"] if c["rule"] == "/app" and c["layer"] == "ws"]
+    assert [c["status"] for c in ws] == ["skip"], ws
+    assert echoed(ws_via(fixed, "/app/live"))
+    # A client at the wrong path gets ws's 400 "Bad Request": the path, not the Origin (no rewrite here).
+    resp = first(ws_via(fixed, "/app/wrong"), "response")
+    assert (resp["status"], resp["headers"]["x-viteproxy-diagnosis"]) == (400, "HANDSHAKE_NOT_FOUND")
+    assert fixed.logged("/app/wrong")["diagnosis"]["facts"]["causes"] == "path, origin"
 
 
 def test_express_and_ws_behind_api_with_rewrite(fixed: Run) -> None:

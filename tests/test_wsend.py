@@ -20,7 +20,10 @@ GQL = ("graphql-transport-ws",)
     (WsEnd(1002, subprotocol="graphql-transport-ws", offered=GQL), Code.WS_PROTOCOL_ERROR),
     (WsEnd(1008, messages=1), Code.WS_PROTOCOL_ERROR),
     (WsEnd(4406, reason="Subprotocol not acceptable"), Code.WS_PROTOCOL_ERROR),
-    (WsEnd(4401, messages=2), Code.WS_PROTOCOL_ERROR),
+    (WsEnd(4401, messages=2), Code.WS_REFUSED),  # 4000 + HTTP 401: a refusal, not a protocol
+    (WsEnd(4403, reason="Forbidden", subprotocol="graphql-transport-ws", offered=GQL, messages=1), Code.WS_REFUSED),
+    (WsEnd(4401, subprotocol="graphql-transport-ws", offered=GQL, messages=2), Code.WS_PROTOCOL_ERROR),
+    (WsEnd(4400, subprotocol="graphql-transport-ws", offered=GQL, messages=1), Code.WS_PROTOCOL_ERROR),
     # ... but not late in a conversation, nor by the client, nor ordinary codes.
     (WsEnd(1002, messages=50), None),
     (WsEnd(1002, closed_by_client=True), None),
@@ -51,3 +54,21 @@ def test_generic_protocol_close_shows_what_each_side_sent_first() -> None:
     facts = dict(d.facts)
     assert facts["reason"] == "Invalid message type!" and facts["client sent first"] == '{"type":"connection_init"}'
     assert facts["backend sent first"].endswith("...") and len(facts["backend sent first"]) < 200
+
+
+def test_graphql_ws_forbidden_points_at_credentials_not_the_protocol() -> None:
+    # graphql-ws's server closes 4403 "Forbidden" when onConnect refuses the connection_init.
+    d = judge_ws_end(WsEnd(4403, reason="Forbidden", subprotocol="graphql-transport-ws", offered=GQL, messages=1,
+                           first_client='{"type":"connection_init"}'), rule="/graphql", upstream=None)
+    assert d is not None and d.code == Code.WS_REFUSED
+    assert "connectionParams" in d.fix and "protocol" not in d.fix
+    assert dict(d.facts)["close code"].startswith("4403 (Forbidden: the server's onConnect refused")
+
+
+def test_socketio_v2_websocket_only_against_v4_is_the_version_pair() -> None:
+    # socket.io 4 (no allowEIO3) answers 101 to EIO=3, then HTTP text on the socket: a 1002.
+    d = judge_ws_end(WsEnd(1002, reason="Invalid attempt to fragment control frame",
+                           url="/socket.io/?EIO=3&transport=websocket"), rule="/socket.io", upstream=None)
+    assert d is not None and d.code == Code.SOCKETIO_VERSION_MISMATCH and "allowEIO3" in d.fix
+    assert judge_ws_end(WsEnd(1002, url="/socket.io/?EIO=4&transport=websocket"), rule="/socket.io",
+                        upstream=None).code == Code.WS_PROTOCOL_ERROR  # type: ignore[union-attr]

@@ -125,11 +125,13 @@ class Code(enum.StrEnum):
     HANDSHAKE_ABORTED = auto(), 502, "error", "traffic", "the backend closed without answering the upgrade"
     # The status is the backend's own (Engine.IO answers 400).
     SOCKETIO_VERSION_MISMATCH = auto(), 400, "error", "traffic", "client and server speak different Engine.IO versions"
+    SOCKETIO_SESSION_UNKNOWN = auto(), 400, "error", "traffic", "Socket.IO does not know the client's session id"
 
     # ------------------------------------------------------ open connections
     BACKEND_CLOSED_ABNORMALLY = auto(), 502, "error", "traffic", "the backend dropped a WebSocket with no close frame"
     IDLE_TIMEOUT = auto(), 504, "error", "traffic", "the proxy closed a connection after a period without traffic"
     WS_PROTOCOL_ERROR = auto(), 502, "error", "traffic", "the backend closed with a protocol error right after the 101"
+    WS_REFUSED = auto(), 502, "error", "traffic", "the backend refused the client right after the 101 (auth, 4401/4403)"
 
     # ------------------------------------------ bounds (viteproxy/limits.py)
     MESSAGE_TOO_BIG = auto(), 413, "error", "traffic", "a WebSocket message over viteproxy_max_message_mb: closed 1009"

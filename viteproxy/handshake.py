@@ -13,13 +13,14 @@ Used alike by the running proxy (addons/explainer.py) and `doctor`.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 from .codes import Code
 from .diagnosis import Diagnosis
 
-__all__ = ["Cause", "HandshakeFacts", "causes", "engineio_version_mismatch", "judge_handshake"]
+__all__ = ["Cause", "HandshakeFacts", "causes", "engineio_error", "engineio_version_mismatch", "judge_handshake"]
 
 BODY_EXCERPT = 300
 
@@ -81,6 +82,10 @@ def causes(f: HandshakeFacts) -> list[Cause]:
             "use a socket.io-client whose major version matches the server's (v3/v4 client with a "
             "v3/v4 server), or set allowEIO3: true on a v3/v4 server for v2 clients",
         ))
+    engine = engineio_error(f.body, f.url)
+    if status == 400 and engine is not None and engine[0] == ENGINEIO_SESSION_UNKNOWN:
+        found.append(Cause(
+            "socketio-session", Code.SOCKETIO_SESSION_UNKNOWN, _SESSION_EXPLANATION, _SESSION_FIX))
     path_cause = Cause(
         "path", Code.HANDSHAKE_NOT_FOUND,
         (f"the backend has no WebSocket endpoint at {sent}: the rule turned {asked} into {sent}, and "
@@ -95,9 +100,12 @@ def causes(f: HandshakeFacts) -> list[Cause]:
         f"compare {sent} with the path the backend serves WebSockets on, and fix the client's URL, the "
         "rule's rewrite or the path in its target",
     )
-    origin_cause = _origin_cause(f)
+    # An Engine.IO error other than "Forbidden" (allowRequest) says why it refused: not the Origin.
+    origin_cause = _origin_cause(f) if engine is None or engine[0] == ENGINEIO_FORBIDDEN else None
     if status in (401, 403):
-        if origin_cause:
+        # A 401 with the target's own Origin: credentials first, the origin check after.
+        origin_later = status == 401 and origin_cause is not None and not f.foreign_origin
+        if origin_cause and not origin_later:
             found.append(origin_cause)
         if status == 401 or f.www_authenticate:
             found.append(Cause(
@@ -107,13 +115,20 @@ def causes(f: HandshakeFacts) -> list[Cause]:
                 "check what the backend's upgrade handler verifies, and send it (a rule's 'headers:' "
                 "adds a header to every request)",
             ))
+        if origin_cause and origin_later:
+            found.append(origin_cause)
         if f.path_changed:
             found.append(path_cause)
     elif status == 400:
-        if f.path_changed:
+        # Node ws answers 400 "Bad Request" to a path its `path` option does not serve (origin
+        # checks answer 401/403): the path leads then, also when the rule did not change it.
+        ws_like = f.body.strip() == "Bad Request"
+        if f.path_changed or ws_like:
             found.append(path_cause)
         if origin_cause:
             found.append(origin_cause)
+        if not (f.path_changed or ws_like) and engine is None:
+            found.append(path_cause)
     elif status == 404:
         found.append(path_cause)
     elif status is None:
@@ -164,12 +179,16 @@ def _origin_cause(f: HandshakeFacts) -> Cause | None:
             f"{f.target_origin}" + ("" if f.change_origin else " and a matching Host")
             + ", or allow the Origin in the backend's check",
         )
-    if f.status == 403 and f.origin:
+    if f.status in (401, 403) and f.origin:
+        by_rule = " (the rule's rewriteWsOrigin sent it)" if f.rewrite_ws_origin else ""
         return Cause(
             "origin", Code.HANDSHAKE_FORBIDDEN_ORIGIN,
-            f"the backend refused Origin {f.origin}, which already is its own origin",
-            "allow the Origin in the backend's origin check (ws verifyClient, Spring "
-            "setAllowedOrigins, gorilla CheckOrigin, Socket.IO cors.origin)",
+            f"the backend refused Origin {f.origin}, which already is its own origin{by_rule}: an origin "
+            "check that allows only the page's origin (the dev server's, e.g. http://localhost:5173) "
+            "refuses it (Node ws's verifyClient answers 401)",
+            f"allow Origin {f.origin} in the backend's origin check (ws verifyClient, Spring "
+            "setAllowedOrigins, gorilla CheckOrigin, Socket.IO cors.origin)"
+            + (", or remove rewriteWsOrigin so that it sees the page's Origin" if f.rewrite_ws_origin else ""),
         )
     return None
 
@@ -197,6 +216,54 @@ def judge_handshake(f: HandshakeFacts, *, rule: str | None, upstream: str | None
         facts.append(("error", f.error))
     code_status = status if status is not None and 400 <= status < 600 else 502
     return Diagnosis(lead.code, code_status, summary, fix, rule=rule, upstream=upstream, facts=tuple(facts))
+
+
+# Engine.IO's error codes (engine.io Server.errors): its JSON answer {"code": N, "message": ...}.
+ENGINEIO_SESSION_UNKNOWN = 1
+ENGINEIO_FORBIDDEN = 4
+_SESSION_EXPLANATION = (
+    "the Socket.IO server does not know the session id (sid) the client sent: the client's handshake "
+    "was made with another server instance (a target list balanced without sticky sessions, or "
+    "several Socket.IO processes), or the server restarted since")
+_SESSION_FIX = (
+    "send one client's requests to one instance: with a target list, balance: first-healthy (one "
+    "instance at a time), or let the client skip polling with transports: ['websocket'] in "
+    "socket.io-client (no session to share); after a server restart the client reconnects by itself")
+
+
+ENGINEIO_MESSAGES = {"Transport unknown": 0, "Session ID unknown": 1, "Bad handshake method": 2,
+                     "Bad request": 3, "Forbidden": 4, "Unsupported protocol version": 5}
+
+
+def engineio_error(body: str, url: str) -> tuple[int, str] | None:
+    """Engine.IO's own error answer to a request of its protocol (EIO= in the query), or None:
+    {"code": 1, "message": "Session ID unknown"} to a poll, the bare message to an upgrade."""
+    if not _query(url).get("EIO"):
+        return None
+    text = body.strip()
+    if text in ENGINEIO_MESSAGES:
+        return ENGINEIO_MESSAGES[text], text
+    try:
+        data = json.loads(text[:500] or "null")
+    except ValueError:
+        return None
+    if isinstance(data, dict) and isinstance(data.get("code"), int) and isinstance(data.get("message"), str):
+        return data["code"], data["message"]
+    return None
+
+
+def engineio_session_unknown(status: int, body: str, url: str, *, rule: str | None,
+                             upstream: str | None) -> Diagnosis | None:
+    """A Socket.IO poll or upgrade refused for an unknown session id, or None."""
+    found = engineio_error(body, url)
+    if status != 400 or found is None or found[0] != ENGINEIO_SESSION_UNKNOWN:
+        return None
+    return Diagnosis(
+        Code.SOCKETIO_SESSION_UNKNOWN, 400, f"Most likely {_SESSION_EXPLANATION}.", _SESSION_FIX + ".",
+        rule=rule, upstream=upstream,
+        facts=(("sid", _query(url).get("sid", "(none)")), ("status", str(status)),
+               ("backend said", body.strip()[:BODY_EXCERPT])),
+    )
 
 
 def engineio_version_mismatch(status: int, body: str, url: str, *, rule: str | None,

@@ -100,11 +100,7 @@ def port_holder(port: int) -> str | None:
     for c in listening:
         if c.pid is None:
             continue
-        try:
-            name = psutil.Process(c.pid).name()
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            name = "?"
-        return f"{name} (pid {c.pid}) on {fmt_addr(c.laddr.ip, port)}"
+        return f"{_process_name(c.pid)} (pid {c.pid}) on {fmt_addr(c.laddr.ip, port)}"
     where = ", ".join(sorted({fmt_addr(c.laddr.ip, port) for c in listening}))
     return f"a process on {where} (its owner is not visible to this user)"
 
@@ -132,6 +128,25 @@ def port_held_by_proxy(port: int) -> bool:
             if base.startswith("mitm") or "viteproxy" in base:
                 return True
     return False
+
+
+def _process_name(pid: int) -> str:
+    """The program's name; 'viteproxy (python3)' for a viteproxy whose process is named
+    after its interpreter (`python -m viteproxy`, the launcher, a pipx console script)."""
+    try:
+        proc = psutil.Process(pid)
+        name = proc.name()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return "?"
+    if "viteproxy" in name.lower() or "mitm" in name.lower():
+        return name
+    try:
+        argv = proc.cmdline()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return name
+    if any("viteproxy" in a.rsplit("/", 1)[-1].lower() for a in argv[1:3]):
+        return f"viteproxy ({name})"
+    return name
 
 
 @dataclass

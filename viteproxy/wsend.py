@@ -12,6 +12,7 @@ called `graphql-ws`) gets 101 and then 1002.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import parse_qs, urlsplit
 
 from .closecodes import meaning
 from .codes import Code
@@ -24,6 +25,19 @@ __all__ = ["EARLY_MESSAGES", "WsEnd", "judge_ws_end"]
 EARLY_MESSAGES = 4
 PROTOCOL_CLOSE_CODES = frozenset({1002, 1003, 1007, 1008})
 EXCERPT = 120
+
+# The close codes of the graphql-ws library's protocol (graphql-transport-ws,
+# its CloseCode enum), with what makes its server send each one.
+GRAPHQL_TRANSPORT_WS_CLOSES = {
+    4400: "Bad Request: a message the server could not parse or did not expect",
+    4401: "Unauthorized: a subscribe before the server acknowledged connection_init",
+    4403: "Forbidden: the server's onConnect refused the connection_init (its credentials)",
+    4406: "Subprotocol not acceptable",
+    4408: "Connection initialisation timeout: no connection_init in time",
+    4409: "Subscriber for that id already exists",
+    4429: "Too many initialisation requests",
+    4500: "Internal Server Error: the server threw (e.g. in onConnect)",
+}
 
 
 @dataclass(frozen=True)
@@ -39,6 +53,7 @@ class WsEnd:
     offered: tuple[str, ...] = ()  # by the client
     first_client: str | None = None  # the first message each side sent, cut short
     first_server: str | None = None
+    url: str = ""  # path + query of the handshake, as the client sent it
 
 
 def judge_ws_end(e: WsEnd, *, rule: str | None, upstream: str | None) -> Diagnosis | None:
@@ -60,12 +75,28 @@ def judge_ws_end(e: WsEnd, *, rule: str | None, upstream: str | None) -> Diagnos
 def _early_protocol_close(e: WsEnd, *, rule: str | None, upstream: str | None) -> Diagnosis:
     code = e.code or 0
     proto = e.subprotocol or "(none)"
+    known = GRAPHQL_TRANSPORT_WS_CLOSES.get(code) if e.subprotocol == "graphql-transport-ws" else None
     facts = (
-        ("close code", f"{code} ({meaning(code)})"), ("reason", e.reason or "(none)"),
+        ("close code", f"{code} ({known or meaning(code)})"), ("reason", e.reason or "(none)"),
         ("subprotocol", proto), ("offered", ", ".join(e.offered) or "(none)"),
         ("messages", str(e.messages)),
         ("client sent first", _cut(e.first_client)), ("backend sent first", _cut(e.first_server)),
     )
+    eio = parse_qs(urlsplit(e.url).query).get("EIO", [""])[0]
+    if eio and eio != "4" and code == 1002 and e.messages == 0:
+        # Measured: socket.io 4 without allowEIO3 accepts a v2 client's websocket-only upgrade
+        # (EIO=3), then writes an HTTP error onto the upgraded socket; the proxy's WebSocket parser
+        # reads it as a bad frame ("Invalid attempt to fragment control frame") and closes 1002.
+        return Diagnosis(
+            Code.SOCKETIO_VERSION_MISMATCH, 400,
+            f"The WebSocket of a Socket.IO client speaking Engine.IO {eio} (Socket.IO v2 uses EIO=3) ended "
+            "with 1002 right after the 101, before any message: a Socket.IO v3/v4 server refuses that "
+            "version, and writes its refusal as plain HTTP onto the upgraded socket, which no WebSocket "
+            "peer can read.",
+            "use a socket.io-client whose major version matches the server's, or let v2 clients in "
+            "with new Server(httpServer, { allowEIO3: true }) on a v3/v4 server.",
+            rule=rule, upstream=upstream, facts=(("EIO", eio), *facts),
+        )
     if e.subprotocol == "graphql-transport-ws" and code == 1002:
         return Diagnosis(
             Code.WS_PROTOCOL_ERROR, 502,
@@ -93,6 +124,31 @@ def _early_protocol_close(e: WsEnd, *, rule: str | None, upstream: str | None) -
         )
     who = (f"on the subprotocol {e.subprotocol!r}" if e.subprotocol
            else "with no subprotocol negotiated")
+    if code in (4401, 4403) and not (known and code == 4401):
+        # Forbidden/Unauthorized in the 4000 + HTTP status convention: a refusal of the
+        # client (its credentials), not a protocol it does not speak.
+        said = known or f"{meaning(code)}; {code - 4000} as in HTTP, {'Forbidden' if code == 4403 else 'Unauthorized'}"
+        return Diagnosis(
+            Code.WS_REFUSED, 502,
+            f"The backend accepted the handshake, then closed the WebSocket with {code} ({said}) after "
+            f"{e.messages} message(s), {who}: it refused this client, most likely its credentials.",
+            ("send the credentials the server's onConnect checks in createClient's connectionParams "
+             "(e.g. a token), or fix what onConnect verifies" if known else
+             "send the credentials the backend expects (a token in the first message, the query "
+             "or a cookie) and see the backend's log for why it refused"),
+            rule=rule, upstream=upstream, facts=facts,
+        )
+    if known:
+        return Diagnosis(
+            Code.WS_PROTOCOL_ERROR, 502,
+            f"The backend (a graphql-ws server, {WIRE_PROTOCOLS['graphql-transport-ws']}) closed the WebSocket "
+            f"with {code} ({known}) after {e.messages} message(s).",
+            "look at the graphql-ws server's log: its onConnect or a resolver threw" if code == 4500 else
+            "make the client follow the graphql-transport-ws protocol as the graphql-ws library's "
+            "createClient does (connection_init first, subscribe after connection_ack); the server's "
+            "log has the details",
+            rule=rule, upstream=upstream, facts=facts,
+        )
     return Diagnosis(
         Code.WS_PROTOCOL_ERROR, 502,
         f"The backend closed the WebSocket with {code} ({meaning(code)}) after {e.messages} message(s), "

@@ -1,10 +1,10 @@
 // Clients from the libraries people use, for tests/test_peer_libraries.py.
 //
 //   node lib-clients.mjs ws URL [--origin O] [--protocol P]...
-//   node lib-clients.mjs gql URL               graphql-ws client: subscribe { greetings }
+//   node lib-clients.mjs gql URL [--token T]   graphql-ws client: subscribe { greetings }
 //   node lib-clients.mjs gql-legacy URL        subscriptions-transport-ws client, same
 //   node lib-clients.mjs socketio URL          socket.io-client: emit 'hello', wait for the upgrade
-//   node lib-clients.mjs socketio-v2 URL/PATH  socket.io-client 2.x with that path: emit 'hello'
+//   node lib-clients.mjs socketio-v2 URL/PATH [--websocket-only]  socket.io-client 2.x with that path: emit 'hello'
 //
 // Each reports JSON lines on stdout and exits when it is done:
 //   {"event": "open", ...} / {"event": "response", "status": 401, "headers": {...}, "body": "..."}
@@ -18,6 +18,8 @@ const { positionals, values } = parseArgs({
   options: {
     origin: { type: 'string' },
     protocol: { type: 'string', multiple: true, default: [] },
+    token: { type: 'string' },
+    'websocket-only': { type: 'boolean', default: false },
   },
 });
 const [mode, url] = positionals;
@@ -52,6 +54,7 @@ async function gqlClient() {
   const { createClient } = await import('graphql-ws');
   const client = createClient({
     url, webSocketImpl: WebSocket, retryAttempts: 0, lazy: true,
+    connectionParams: values.token ? { token: values.token } : undefined,
     on: {
       connected: (socket) => out({ event: 'open', protocol: socket.protocol }),
       closed: (e) => out({ event: 'close', code: e.code, reason: String(e.reason ?? '') }),
@@ -83,7 +86,11 @@ async function gqlLegacyClient() {
 
 async function socketioClient() {
   const { io } = await import('socket.io-client');
-  const socket = io(url, { reconnection: false, timeout: 10000 });
+  // A URL ending in /socket.io names the path (as socketio-v2 does), not a namespace.
+  const u = new URL(url);
+  const socket = u.pathname.endsWith('socket.io')
+    ? io(u.origin, { path: u.pathname, reconnection: false, timeout: 10000 })
+    : io(url, { reconnection: false, timeout: 10000 });
   socket.on('connect', () => {
     out({ event: 'open', transport: socket.io.engine.transport.name });
   });
@@ -98,7 +105,8 @@ async function socketioV2Client() {
   // socket.io-client 2.x (npm alias socket.io-client-v2): Engine.IO protocol 3.
   const { default: io } = await import('socket.io-client-v2');
   const u = new URL(url);
-  const socket = io(u.origin, { path: u.pathname, reconnection: false, timeout: 10000 });
+  const transports = values['websocket-only'] ? ['websocket'] : ['polling', 'websocket'];
+  const socket = io(u.origin, { path: u.pathname, reconnection: false, timeout: 10000, transports });
   socket.on('connect', () => {
     socket.emit('hello', 'v2', (ack) => { out({ event: 'result', ack }); socket.close(); finish(); });
   });

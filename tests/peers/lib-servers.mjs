@@ -9,14 +9,18 @@
 // Every server listens on 127.0.0.1, except ws-v6, which listens on ::1 only.
 //
 //   ws-verify     ws with verifyClient: the Origin must be the server's own origin
+//   ws-page-origin ws with verifyClient allowing only the page's origin, http://localhost:5173
 //   ws-path       ws with {server, path: '/ws'}: other paths get ws's own answer
+//   ws-app        ws with {server, path: '/app/live'}: a socket below the prefix of a rule without rewrite
 //   ws-noserver   ws's README routing: noServer + 'upgrade' on /live, socket.destroy() elsewhere
 //   ws-v6         ws echo on [::1] only
 //   express       Express (GET /hello) and ws at /ws on the same http server
 //   socketio      Socket.IO v4: 'hello' is acknowledged with the transport in use
+//   socketio-b    a second instance of socketio (for a target list)
 //   socketio-eio3 the same with allowEIO3: true (Socket.IO v2 clients accepted)
 //   gql           graphql-ws (graphql-transport-ws) at /graphql
 //   gql-legacy    subscriptions-transport-ws (legacy 'graphql-ws' protocol) at /graphql
+//   gql-auth      graphql-ws at /graphql whose onConnect wants connectionParams {token: 'secret'}
 import { createServer } from 'node:http';
 import { once } from 'node:events';
 import { WebSocketServer } from 'ws';
@@ -54,10 +58,23 @@ const makers = {
     port = await listen(server);
     return port;
   },
+  async 'ws-page-origin'() {
+    const server = plainHttp();
+    // The other allow-list tutorials show: the dev server's page origin.
+    const wss = new WebSocketServer({ server, verifyClient: (info) => info.origin === 'http://localhost:5173' });
+    wss.on('connection', (ws, req) => echo('ws-page-origin', ws, req));
+    return listen(server);
+  },
   async 'ws-path'() {
     const server = plainHttp();
     const wss = new WebSocketServer({ server, path: '/ws' });
     wss.on('connection', (ws, req) => echo('ws-path', ws, req));
+    return listen(server);
+  },
+  async 'ws-app'() {
+    const server = plainHttp();
+    const wss = new WebSocketServer({ server, path: '/app/live' });
+    wss.on('connection', (ws, req) => echo('ws-app', ws, req));
     return listen(server);
   },
   async 'ws-noserver'() {
@@ -129,6 +146,14 @@ const makers = {
     useServer({ schema: await schema(), roots: await roots() }, wss);
     return listen(server);
   },
+  async 'gql-auth'() {
+    const { useServer } = await import('graphql-ws/use/ws');
+    const server = plainHttp();
+    const wss = new WebSocketServer({ server, path: '/graphql' });
+    useServer({ schema: await schema(), roots: await roots(),
+                onConnect: (ctx) => ctx.connectionParams?.token === 'secret' }, wss);
+    return listen(server);
+  },
   async 'gql-legacy'() {
     const { SubscriptionServer } = await import('subscriptions-transport-ws');
     const { execute, subscribe } = await import('graphql');
@@ -160,6 +185,8 @@ async function roots() {
     },
   };
 }
+
+makers['socketio-b'] = makers.socketio;
 
 const ports = {};
 for (const name of process.argv.slice(2)) {

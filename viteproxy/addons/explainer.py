@@ -54,7 +54,13 @@ from ..diagnosis import (
     socketio_polling_only,
 )
 from ..flowmeta import has_meta, meta
-from ..handshake import BODY_EXCERPT, HandshakeFacts, engineio_version_mismatch, judge_handshake
+from ..handshake import (
+    BODY_EXCERPT,
+    HandshakeFacts,
+    engineio_session_unknown,
+    engineio_version_mismatch,
+    judge_handshake,
+)
 from ..internals import logtext, logwatch, patches
 from ..netcheck import fmt_addr, other_loopback, port_holder, unprivileged_port_start
 from ..routing import Miss, Route, is_websocket_upgrade, offered_subprotocols, route
@@ -255,8 +261,10 @@ class Explainer:
         if r.kind == "ws" and is_websocket_upgrade(flow.request.headers) and resp.status_code != 101:
             self._handshake_failed(flow, r)
         elif r.kind == "http" and resp.status_code == 400 and _engineio(flow.request.query):
-            found = engineio_version_mismatch(resp.status_code, resp.get_text(strict=False) or "", r.url,
-                                              rule=r.rule_name, upstream=r.upstream_url)
+            body = resp.get_text(strict=False) or ""
+            found = engineio_version_mismatch(resp.status_code, body, r.url,
+                                              rule=r.rule_name, upstream=r.upstream_url) or \
+                engineio_session_unknown(resp.status_code, body, r.url, rule=r.rule_name, upstream=r.upstream_url)
             if found is not None:
                 record_diagnosis(flow, found)
         diag = meta(flow).get("diagnosis")
@@ -308,6 +316,7 @@ class Explainer:
             idle_source="tcp_timeout" if has_option else "fixed in mitmproxy 11",
             subprotocol=(flow.response.headers.get("sec-websocket-protocol") or None) if flow.response else None,
             offered=conn.offered, first_client=conn.first_client, first_server=conn.first_server,
+            url=flow.request.path,
         )
         diag = judge_ws_end(end, rule=r.rule_name, upstream=r.upstream_url)
         if diag is not None:

@@ -38,7 +38,7 @@ from ..diagnosis import (
     listen_peer_taken,
     localhost_mismatch,
 )
-from ..handshake import BODY_EXCERPT, HandshakeFacts, engineio_version_mismatch, judge_handshake
+from ..handshake import BODY_EXCERPT, HandshakeFacts, engineio_error, engineio_version_mismatch, judge_handshake
 from ..negotiation import negotiate, upstream_offer
 from ..netcheck import (
     WsProbe,
@@ -57,6 +57,9 @@ from ..wsend import WsEnd, judge_ws_end
 __all__ = ["Check", "main", "run_checks"]
 
 DEFAULT_TIMEOUT_S = 3.0
+# Lint warnings about setups that work here and under Vite 8 (only older Vites fail
+# them): worth a line, but no problem for doctor's verdict or exit status.
+NOTE_ONLY = frozenset({Code.WS_TARGET_FOR_HTTP})
 WS_PATH_HINTS = ("/ws", "websocket", "/socket", "/hmr", "/cable", "/hub", "/graphql-ws", "/live")
 
 
@@ -153,9 +156,10 @@ class RuleDoctor:
         found = False
         for issue in self.config.warnings:
             if issue.key == f"proxy.{key}" or issue.key.startswith(f"proxy.{key}."):
-                self.checks.append(Check(key, "config", "warning", issue.code,
+                status = "note" if issue.code in NOTE_ONLY else "warning"
+                self.checks.append(Check(key, "config", status, issue.code,
                                          issue.message, issue.hint or ""))
-                found = True
+                found = found or status == "warning"
         lowered = key.lower()
         if not self.rule.ws_enabled and "socket.io" in lowered:
             self.checks.append(Check(
@@ -303,15 +307,25 @@ class RuleDoctor:
                 body=probe.body[:BODY_EXCERPT], www_authenticate=probe.headers.get("www-authenticate"),
                 error=probe.error)
             confirmed, refuted = self._confirm(facts, headers)
-            if confirmed is None and facts.path_changed and probe.status in (400, 404, None):
-                # The socket may live below the prefix (/api/ws -> /ws): the bare
-                # prefix proves nothing, and a working setup must not fail here.
+            engine = engineio_error(facts.body, url)
+            # Below an unchanged prefix, only a backend that serves WebSockets elsewhere: Node ws's
+            # 400 "Bad Request" (its `path` option) or its noServer router's dropped connection.
+            elsewhere = probe.status is None or (probe.status == 400 and facts.body.strip() == "Bad Request")
+            if confirmed is None and probe.status in (400, 404, None) and (engine is None or engine[0] != 5) \
+                    and (facts.path_changed or elsewhere):
+                # The socket may live below the prefix (/api/ws, or /api/ws -> /ws): the
+                # bare prefix proves nothing, and a working setup must not fail here.
                 self.ws_inconclusive = True
                 self.checks.append(Check(
                     self.rule.key, "ws", "skip", None,
-                    f"no WebSocket endpoint at {self.upstream_path} ({url} before the rewrite): "
-                    f"{probe.status or 'no response'}. The socket may live below the prefix; "
-                    f"the path as received ({url}) was refused too, so the rewrite is not the cause"))
+                    f"no WebSocket endpoint at {self.upstream_path}"
+                    + (f" ({url} before the rewrite)" if facts.path_changed else "")
+                    + f": {probe.status or 'no response'}. The socket may live below the prefix"
+                    + (f"; the path as received ({url}) was refused too, so the rewrite is not the cause"
+                       if facts.path_changed else
+                       f"; if clients connect to {url} itself, this is "
+                       + judge_handshake(HandshakeFacts(**{**facts.__dict__, "refuted": refuted}),
+                                         **self.where).code)))
                 return
             self.add(_from(self.rule.key, "ws", judge_handshake(
                 HandshakeFacts(**{**facts.__dict__, "confirmed": confirmed, "refuted": refuted}),
