@@ -59,7 +59,9 @@ class Guard:
         )
         # A client connecting the instant the proxy listens (a browser tab retrying) waits
         # until start-up is over: its diagnoses are not start-up errors that stop the proxy.
-        fastpath.hold_until_started(ctx.master)
+        master = getattr(ctx, "master", None)  # none when only the options are listed
+        if master is not None:
+            fastpath.hold_until_started(master)
         for patch in (wsguard.lost_close, wsguard.close_first, wsguard.bounded_inflate):
             if not patch.install():
                 logger.warning("viteproxy: patch %s not installed (%s): %s", patch.name,

@@ -262,6 +262,15 @@ def _make(original: Callable[..., Any]) -> Callable[..., Any]:
         gate = getattr(getattr(self, "master", None), _GATE, None)
         if gate is not None and not gate.is_set():
             await gate.wait()  # accepted during start-up: handled once it is over
+            transport = self.transports.get(self.client)
+            reader = getattr(transport, "reader", None)
+            if transport is None or (reader is not None and reader.at_eof()):
+                # Gone while held (a port probe, a tab closed): nothing to handle, and
+                # mitmproxy's handler would close a connection it never registered.
+                if transport is not None and transport.writer is not None:
+                    transport.writer.close()
+                self.transports.pop(self.client, None)
+                return
         fp = getattr(getattr(self, "master", None), _ATTR, None)
         if fp is not None and not isinstance(self.layer, _InlineLayer):
             self.layer = _InlineLayer(self.layer, fp, self)
