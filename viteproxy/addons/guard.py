@@ -58,7 +58,7 @@ class Guard:
             "then it gets 408 (HEADERS_TIMEOUT). 0: wait forever.",
         )
         # A request at the instant the proxy listens (a browser tab retrying) is no start-up error.
-        startup.ignore_traffic_errors(ctx.master)
+        startup.ignore_traffic_errors(getattr(ctx, "master", None))  # none for `viteproxy options`
         for patch in (wsguard.lost_close, wsguard.close_first, wsguard.bounded_inflate):
             if not patch.install():
                 logger.warning("viteproxy: patch %s not installed (%s): %s", patch.name,
