@@ -269,3 +269,49 @@ def test_launcher_takes_a_mitmproxy_mode_spec_as_the_readme_says(tmp_path, backe
         proc.terminate()
         proc.wait(15)
         out.close()
+
+
+@pytest.mark.parametrize("launcher", [False, True], ids=["mitmdump", "launcher"])
+def test_ctrl_c_under_streaming_websockets_is_a_clean_stop(tmp_path, proxy_factory, launcher):
+    """SIGINT while WebSockets stream: exit 0, each open socket closed in the log by the proxy,
+    and no false full-disk line (hooks of connections torn down after the recorder's `done`
+    wrote to the closed log: 'RECORDER_CANNOT_WRITE ... ? (Bad file descriptor)', exit 1)."""
+    import asyncio
+    import signal
+
+    import websockets
+
+    from support import StreamBackend, read_jsonl
+
+    backend = StreamBackend(tmp_path / "backend", interval=0.005)
+    try:
+        proxy = proxy_factory({"proxy": {"/ws": {"target": backend.url, "ws": True}}}, launcher=launcher)
+        log = proxy.workdir / "viteproxy.jsonl"
+
+        async def run() -> None:
+            conns = [await websockets.connect(proxy.url(f"/ws/{i}", "ws"), ping_interval=None) for i in range(20)]
+
+            async def pump(ws) -> None:
+                try:
+                    while True:
+                        await ws.send("x")
+                        await asyncio.sleep(0.002)
+                except websockets.ConnectionClosed:
+                    pass
+
+            tasks = [asyncio.create_task(pump(c)) for c in conns]
+            while sum(1 for r in read_jsonl(log) if r["event"] == "ws_message") < 400:
+                await asyncio.sleep(0.05)
+            proxy.proc.send_signal(signal.SIGINT)
+            await asyncio.wait(tasks, timeout=15)
+            for t in tasks:
+                t.cancel()
+
+        asyncio.run(run())
+        assert proxy.wait_exit(30) == 0, proxy.output()
+        out = proxy.output()
+        assert "RECORDER_CANNOT_WRITE" not in out, out
+        closes = [r for r in read_jsonl(log) if r["event"] == "ws_close"]
+        assert len(closes) == 20, closes
+    finally:
+        backend.kill()

@@ -24,6 +24,7 @@ from typing import Protocol
 from . import closecodes, redact
 from .diagnosis import Diagnosis
 from .flowmeta import FlowMeta, HasMetadata, meta, reset
+from .internals.startup import TRAFFIC
 
 __all__ = ["Annotatable", "clear_diagnosis", "compose", "note", "note_close", "note_handshake",
            "note_route", "record_diagnosis", "redacted", "refresh"]
@@ -116,7 +117,7 @@ def record_diagnosis(flow: Annotatable, diag: Diagnosis) -> bool:
     refresh(flow)
     log = logger.warning if diag.severity == "warning" else logger.error
     log("viteproxy: %s %s: %s Fix: %s", diag.code, redact.active().url(flow.request.path), diag.summary,
-        diag.fix)
+        diag.fix, extra=TRAFFIC)  # not a start-up error, however early it comes
     return True
 
 

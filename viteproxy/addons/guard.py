@@ -23,7 +23,7 @@ from typing import Any
 from mitmproxy import connection, ctx, exceptions, http
 
 from ..diagnosis import Diagnosis
-from ..internals import clientconn, fastpath, wsguard
+from ..internals import clientconn, startup, wsguard
 from ..limits import (
     DEFAULT_HEADERS_TIMEOUT_S,
     DEFAULT_MAX_MESSAGE_MB,
@@ -57,11 +57,8 @@ class Guard:
             "Seconds a client has from its connect to the end of its request headers; "
             "then it gets 408 (HEADERS_TIMEOUT). 0: wait forever.",
         )
-        # A client connecting the instant the proxy listens (a browser tab retrying) waits
-        # until start-up is over: its diagnoses are not start-up errors that stop the proxy.
-        master = getattr(ctx, "master", None)  # none when only the options are listed
-        if master is not None:
-            fastpath.hold_until_started(master)
+        # A request at the instant the proxy listens (a browser tab retrying) is no start-up error.
+        startup.ignore_traffic_errors(getattr(ctx, "master", None))  # none for `viteproxy options`
         for patch in (wsguard.lost_close, wsguard.close_first, wsguard.bounded_inflate):
             if not patch.install():
                 logger.warning("viteproxy: patch %s not installed (%s): %s", patch.name,
@@ -80,7 +77,6 @@ class Guard:
             raise exceptions.OptionsError(f"viteproxy: {e}") from None
 
     def done(self) -> None:
-        fastpath.release_held(ctx.master)
         wsguard.lost_close.uninstall()
         wsguard.close_first.uninstall()
         wsguard.bounded_inflate.uninstall()

@@ -516,6 +516,9 @@ class Recorder:
         self._server_log.uninstall()
         if self.recording is not None:
             self.recording.done()
+            # Connections torn down after this still finish hooks: with the log closed their
+            # lines would fail (EBADF) and read as a full disk (RECORDER_CANNOT_WRITE, exit 1).
+            self.recording = None
         if self.log is not None:
             self.log.close()
             self.log = None

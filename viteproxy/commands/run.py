@@ -142,6 +142,12 @@ async def _run(args: Any) -> int:
         message = str(e)
         print(message if message.startswith("viteproxy:") else f"viteproxy: {message}", file=sys.stderr)
         return 1
+    # mitmproxy loads its CA store in TlsConfig's `running`, after the servers listen: a
+    # client at that instant met no certstore ("'NoneType' object has no attribute
+    # 'default_ca'", an addon error that stopped the launcher). Load it now.
+    tls = m.addons.get("tlsconfig")
+    if tls is not None and getattr(tls, "certstore", None) is None:
+        tls.configure({"confdir"})
     fp = None
     if not args.no_fastpath:
         recorders = [a for a in m.viteproxy if isinstance(a, Recorder)]

@@ -29,9 +29,7 @@ hooks and the coalesced data still goes through mitmproxy's own
 `server_event`, so connection opening, closing, timers and logging are its
 code on both lines (11.0 and 12.x, which differ there only in how they keep
 task references). `mitmdump -s` and mitmweb never call `enable()`: there the
-wrapper passes straight through. The same wrapper holds the connections
-accepted during start-up (`hold_until_started`, called by the Guard on
-mitmdump, mitmweb and the launcher alike).
+wrapper passes straight through.
 """
 
 from __future__ import annotations
@@ -259,18 +257,6 @@ def _target() -> tuple[Any, str]:
 
 def _make(original: Callable[..., Any]) -> Callable[..., Any]:
     async def handle_client(self: Any) -> None:
-        gate = getattr(getattr(self, "master", None), _GATE, None)
-        if gate is not None and not gate.is_set():
-            await gate.wait()  # accepted during start-up: handled once it is over
-            transport = self.transports.get(self.client)
-            reader = getattr(transport, "reader", None)
-            if transport is None or (reader is not None and reader.at_eof()):
-                # Gone while held (a port probe, a tab closed): nothing to handle, and
-                # mitmproxy's handler would close a connection it never registered.
-                if transport is not None and transport.writer is not None:
-                    transport.writer.close()
-                self.transports.pop(self.client, None)
-                return
         fp = getattr(getattr(self, "master", None), _ATTR, None)
         if fp is not None and not isinstance(self.layer, _InlineLayer):
             self.layer = _InlineLayer(self.layer, fp, self)
@@ -317,50 +303,6 @@ TYPECHECK_PATCH = register(Patch(
     since=(11, 0),
     until=(13,),
 ))
-
-
-_GATE = "_viteproxy_startup_gate"
-
-
-def hold_until_started(master: Any) -> bool:
-    """Make the connections `master` accepts wait until its start-up is over.
-
-    mitmproxy listens before its `running` hooks are over, and its errorcheck
-    exits on any error logged until then: a client that connects at once (a
-    browser tab retrying) got its request's diagnosis counted as a start-up
-    error, or (mitmproxy 12, lean launcher) met a TLS config without its
-    certstore. The gate opens when errorcheck finishes (its `finish` is wrapped
-    on the instance). False when there is nothing to wait for (no errorcheck,
-    or its start-up check is already over) or the patch of `handle_client` is
-    outside its version gate.
-    """
-    import logging
-
-    ec = master.addons.get("errorcheck")
-    handler = getattr(ec, "logger", None)
-    if ec is None or handler not in logging.getLogger().handlers or getattr(master, _GATE, None) is not None:
-        return False
-    if not PATCH.install():
-        return False
-    gate = asyncio.Event()
-    setattr(master, _GATE, gate)
-    finish = ec.finish
-
-    def finished() -> None:
-        try:
-            finish()
-        finally:
-            gate.set()
-
-    ec.finish = finished
-    return True
-
-
-def release_held(master: Any) -> None:
-    """Let held connections go (the addon that held them is unloaded)."""
-    gate = getattr(master, _GATE, None)
-    if gate is not None:
-        gate.set()
 
 
 def enable(master: Any, batches: Sequence[Batch] = ()) -> FastPath | None:
