@@ -267,6 +267,8 @@ def _subscribed(events: list[dict[str, Any]]) -> bool:
 def test_graphql_ws_client_against_legacy_server(broken: Run, fixed: Run) -> None:
     events = client("gql", broken.proxy.url("/graphql", "ws"))
     assert first(events, "close")["code"] == 1002 and not _subscribed(events)
+    # The page is told too: the backend's 1002 came with no reason, so the close names the cause.
+    assert first(events, "close")["reason"].startswith("viteproxy: WS_PROTOCOL_ERROR: "), first(events, "close")
     line = broken.logged("/graphql", "ws_close")
     d = line["diagnosis"]
     assert d["code"] == "WS_PROTOCOL_ERROR" and d["facts"]["subprotocol"] == "graphql-transport-ws"
@@ -305,6 +307,7 @@ def test_graphql_appended_legacy_subprotocol(broken: Run, fixed: Run) -> None:
     # Append mode: the legacy server (ws 7) takes the first offer, graphql-transport-ws, then closes 1002.
     events = client("gql", broken.proxy.url("/appended/graphql", "ws"))
     assert first(events, "close")["code"] == 1002
+    assert first(events, "close")["reason"].startswith("viteproxy: WS_PROTOCOL_ERROR: ")
     d = broken.logged("/appended/graphql", "ws_close")["diagnosis"]
     assert d["code"] == "WS_PROTOCOL_ERROR" and "remove it" in d["fix"]
     assert "WS_PROTOCOL_ERROR" in broken.report_codes("/appended/graphql")

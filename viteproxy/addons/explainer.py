@@ -109,9 +109,11 @@ class Explainer:
         # installed by internals.Internals; the listen failure is read from the log.
         self._listen_watch = logwatch.ListenFailure(_listen_failure_reporter(self.router))
         self._listen_watch.install()
+        patches.explain_closes(self.close_reason)
 
     def done(self) -> None:
         self._listen_watch.uninstall()
+        patches.explain_closes(None)
 
     async def running(self) -> None:
         # The other loopback family on our port: http://localhost:PORT/ in a
@@ -302,13 +304,39 @@ class Explainer:
         if r is None or ws is None or meta(flow).get("closed_by_proxy"):
             return  # the proxy ended it itself (the recorder cannot write) and said why
         conn = self._conns.get(flow.client_conn.id) or _Conn()
+        diag = judge_ws_end(self._ws_end(flow, conn), rule=r.rule_name, upstream=r.upstream_url)
+        if diag is not None:
+            record_diagnosis(flow, diag)
+
+    def close_reason(self, client_id: str, code: int, reason: str) -> str | None:
+        """The close reason a client gets when the backend closed with a diagnosis (a protocol
+        error right after the 101) and gave no reason of its own: the code stays the
+        backend's, the reason names the cause. A reason the backend gave is passed on as
+        it is: a page may act on it."""
+        if reason:
+            return None
+        conn = self._conns.get(client_id)
+        flow = conn.flow if conn is not None else None
+        r = self.router.route_for(flow) if flow is not None else None
+        if conn is None or flow is None or r is None or flow.websocket is None or flow.websocket.closed_by_client:
+            return None
+        diag = judge_ws_end(self._ws_end(flow, conn), rule=r.rule_name, upstream=r.upstream_url)
+        if diag is None:
+            return None
+        said = f"viteproxy: {diag.code}: {diag.summary}"
+        # RFC 6455 5.5: a control frame's payload is at most 125 bytes, 2 of them the code.
+        return said.encode()[:123].decode(errors="ignore")
+
+    def _ws_end(self, flow: http.HTTPFlow, conn: _Conn) -> WsEnd:
+        ws = flow.websocket
+        assert ws is not None
         # An idle cut looks like a client abort (the proxy drops the client
         # connection, wsproto reports 1006 from the client side): tell them
         # apart by the silence before it.
         last = max([m.timestamp for m in ws.messages]
                    + [flow.response.timestamp_end or 0.0 if flow.response else 0.0])
         has_option = hasattr(ctx.options, "tcp_timeout")
-        end = WsEnd(
+        return WsEnd(
             code=ws.close_code, reason=ws.close_reason or "", closed_by_client=bool(ws.closed_by_client),
             messages=conn.messages if conn.messages <= EARLY_MESSAGES else max(conn.messages, len(ws.messages)),
             idle_s=time.time() - last if last else None,
@@ -318,9 +346,6 @@ class Explainer:
             offered=conn.offered, first_client=conn.first_client, first_server=conn.first_server,
             url=flow.request.path,
         )
-        diag = judge_ws_end(end, rule=r.rule_name, upstream=r.upstream_url)
-        if diag is not None:
-            record_diagnosis(flow, diag)
 
 
 def _handshake_facts(flow: http.HTTPFlow, r: Route, resp: http.Response | None, error: str) -> HandshakeFacts:

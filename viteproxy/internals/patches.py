@@ -15,6 +15,7 @@ Both are gated to the lines the suite runs on (11.0, 12.x).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..codes import Code
@@ -48,6 +49,16 @@ def offer_error_page(client_id: str, response: http.Response) -> bool:
 def route_websocket(client_id: str) -> None:
     """A WebSocket on this client connection is viteproxy's: its backend's 1006 becomes 1011."""
     _routed_ws.add(client_id)
+
+
+# Who explains a close the backend sent to a routed WebSocket (the Explainer): the
+# reason the client gets instead of the backend's, or None to pass it on as sent.
+_close_reason: Callable[[str, int, str], str | None] | None = None
+
+
+def explain_closes(reason: Callable[[str, int, str], str | None] | None) -> None:
+    global _close_reason
+    _close_reason = reason
 
 
 def forget_client(client_id: str) -> None:
@@ -116,9 +127,16 @@ def _make_ws_close(original: Any) -> Any:
     reason = f"viteproxy: {Code.BACKEND_CLOSED_ABNORMALLY} (backend dropped the connection)"
 
     def send2(self: Any, event: Any) -> Any:
-        if (isinstance(event, wsproto.events.CloseConnection) and event.code == 1006
-                and isinstance(self.conn, Client) and self.conn.id in _routed_ws):
-            event = wsproto.events.CloseConnection(code=ABNORMAL_CLOSE_TO_CLIENT, reason=reason)
+        if (isinstance(event, wsproto.events.CloseConnection) and isinstance(self.conn, Client)
+                and self.conn.id in _routed_ws):
+            if event.code == 1006:
+                event = wsproto.events.CloseConnection(code=ABNORMAL_CLOSE_TO_CLIENT, reason=reason)
+            elif _close_reason is not None and event.code is not None:
+                # The code stays the backend's; the reason names the diagnosis (a page
+                # sees the code and reason only, never the proxy's log).
+                said = _close_reason(self.conn.id, event.code, event.reason or "")
+                if said:
+                    event = wsproto.events.CloseConnection(code=event.code, reason=said)
         return original(self, event)
 
     return send2
