@@ -117,3 +117,16 @@ def test_a_target_query_is_kept_and_merged_as_vite_merges_it():
     assert t.url_for("/x?y=2") == "http://127.0.0.1:1/v1/x?key=1&y=2"
     assert t.url_for("/x") == "http://127.0.0.1:1/v1/x?key=1"
     assert parse_target("http://127.0.0.1:1?key=1").url_for("/a") == "http://127.0.0.1:1/a?key=1"
+
+
+@pytest.mark.parametrize("target", ["http://user:s3cret@localhost/8090", "user:s3cret@localhost:8090",
+                                    "ftp://user:s3cret@127.0.0.1:1"])
+def test_a_password_in_a_refused_target_is_not_printed(target: str) -> None:
+    from viteproxy.config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError) as e:
+        parse_config(f"proxy:\n  /a: '{target}'\n")
+    assert "s3cret" not in str(e.value) and "user:***@" in str(e.value)
+    with pytest.raises(TargetError) as te:
+        parse_target(target)
+    assert "s3cret" not in str(te.value)

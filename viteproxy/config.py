@@ -23,7 +23,7 @@ from .codes import Code
 from .envfiles import DEFAULT_MODE, EnvError, Unset, interpolate, load_env
 from .jsfunctions import function_hint, looks_like_function
 from .jsregex import MATCH_TIMEOUT, JSRegex, JSRegexError, compile_js, js_replacer, nested_quantifier
-from .target import Target, TargetError, parse_target
+from .target import Target, TargetError, hide_password, parse_target
 
 __all__ = [
     "Bypass",
@@ -785,8 +785,9 @@ def _target(r: _Reader, node: yaml.Node, key: str, rule: bool = False) -> Target
     try:
         target = parse_target(v)
     except TargetError as e:
-        hint = f"did you mean {e.suggestion!r}?" if e.suggestion else "e.g. 'http://127.0.0.1:3000'"
-        r.issue(e.code, node, key, f"{e.problem} ({e.value!r})", hint)
+        # Printed on the console and in doctor's report: a password in the value stays out.
+        hint = f"did you mean {hide_password(e.suggestion)!r}?" if e.suggestion else "e.g. 'http://127.0.0.1:3000'"
+        r.issue(e.code, node, key, f"{e.problem} ({hide_password(e.value)!r})", hint)
         return None
     if rule and target.scheme in ("ws", "wss"):
         fixed = target.raw.replace(f"{target.scheme}://", f"{target.http_scheme}://", 1)

@@ -35,10 +35,19 @@ class TargetError(ValueError):
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        text = f"{self.problem} ({self.value!r})"
+        # Printed on the console and in doctor's report: a password in the value stays out.
+        text = f"{self.problem} ({hide_password(self.value)!r})"
         if self.suggestion:
-            text += f"; did you mean {self.suggestion!r}?"
+            text += f"; did you mean {hide_password(self.suggestion)!r}?"
         return text
+
+
+_USERINFO = re.compile(r"^((?:[A-Za-z][A-Za-z0-9+.-]*:)?(?://)?[^/@:\s]*):[^/@\s]*@")
+
+
+def hide_password(value: str) -> str:
+    """`user:secret@host` as `user:***@host`, with or without a scheme."""
+    return _USERINFO.sub(r"\1:***@", value, count=1)
 
 
 @dataclass(frozen=True)
