@@ -32,28 +32,25 @@ DEFAULT_MAX_MESSAGE_MB = 16.0
 DEFAULT_HEADERS_TIMEOUT_S = 15.0
 
 
+def _non_negative(name: str, value: str, what: str) -> float:
+    """An option's value as a finite number >= 0 (0: no limit), or a ValueError naming it."""
+    try:
+        n = float(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a number of {what}, not {value!r}") from None
+    if not n >= 0 or n == float("inf"):
+        raise ValueError(f"{name} must be 0 (no limit) or more, not {value!r}")
+    return n
+
+
 def parse_max_message_mb(value: str) -> int:
     """`viteproxy_max_message_mb` as bytes; 0 turns the limit off."""
-    try:
-        mb = float(value)
-    except ValueError:
-        raise ValueError(f"viteproxy_max_message_mb must be a number of MiB (e.g. 16), "
-                         f"not {value!r}") from None
-    if not mb >= 0 or mb == float("inf"):
-        raise ValueError(f"viteproxy_max_message_mb must be 0 (no limit) or more, not {value!r}")
-    return int(mb * 1024 * 1024)
+    return int(_non_negative("viteproxy_max_message_mb", value, "MiB (e.g. 16)") * 1024 * 1024)
 
 
 def parse_headers_timeout(value: str) -> float:
     """`viteproxy_headers_timeout` in seconds; 0 waits forever."""
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise ValueError(f"viteproxy_headers_timeout must be a number of seconds (e.g. 15), "
-                         f"not {value!r}") from None
-    if not seconds >= 0 or seconds == float("inf"):
-        raise ValueError(f"viteproxy_headers_timeout must be 0 (no limit) or more, not {value!r}")
-    return seconds
+    return _non_negative("viteproxy_headers_timeout", value, "seconds (e.g. 15)")
 
 
 def _mib(n: float) -> str:
